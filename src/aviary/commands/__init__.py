@@ -1,0 +1,1 @@
+"""Subcommands of the `aviary` command line (see `aviary.cli`)."""

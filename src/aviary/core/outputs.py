@@ -1,0 +1,115 @@
+"""Model outputs: one mapping type, and the field lists every framework's output classes share.
+
+An output works as an object (`out.logits`), as a mapping (`out["logits"]`) and as a tuple of its
+fields that are not None (`out[0]`, `out.to_tuple()`), like the reference library's outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+# Field order is the reference library's; `to_tuple()` and `return_dict=False` follow it.
+OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
+    "BaseModelOutputWithPoolingAndCrossAttentions": (
+        "last_hidden_state",
+        "pooler_output",
+        "hidden_states",
+        "past_key_values",
+        "attentions",
+        "cross_attentions",
+    ),
+    "BaseModelOutputWithPastAndCrossAttentions": (
+        "last_hidden_state",
+        "past_key_values",
+        "hidden_states",
+        "attentions",
+        "cross_attentions",
+    ),
+    "BertForPreTrainingOutput": (
+        "loss",
+        "prediction_logits",
+        "seq_relationship_logits",
+        "hidden_states",
+        "attentions",
+    ),
+    "CausalLMOutputWithCrossAttentions": (
+        "loss",
+        "logits",
+        "past_key_values",
+        "hidden_states",
+        "attentions",
+        "cross_attentions",
+    ),
+    "MaskedLMOutput": ("loss", "logits", "hidden_states", "attentions"),
+    "NextSentencePredictorOutput": ("loss", "logits", "hidden_states", "attentions"),
+    "SequenceClassifierOutput": ("loss", "logits", "hidden_states", "attentions"),
+    "MultipleChoiceModelOutput": ("loss", "logits", "hidden_states", "attentions"),
+    "TokenClassifierOutput": ("loss", "logits", "hidden_states", "attentions"),
+    "QuestionAnsweringModelOutput": (
+        "loss",
+        "start_logits",
+        "end_logits",
+        "hidden_states",
+        "attentions",
+    ),
+}
+
+
+class ModelOutput(Mapping):
+    """Base output: named fields, None for the ones a call did not produce."""
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(self._fields):
+            raise TypeError(f"{type(self).__name__} takes at most {len(self._fields)} fields")
+        values = dict(zip(self._fields, args))
+        for name, value in kwargs.items():
+            if name not in self._fields:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}")
+            if name in values:
+                raise TypeError(f"{type(self).__name__} got field {name!r} twice")
+            values[name] = value
+        for name in self._fields:
+            object.__setattr__(self, name, values.get(name))
+
+    def __getitem__(self, key: str | int | slice) -> Any:
+        if isinstance(key, str):
+            value = getattr(self, key) if key in self._fields else None
+            if value is None:
+                raise KeyError(key)
+            return value
+        return self.to_tuple()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._fields if getattr(self, name) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        """The fields that are not None, in order."""
+        return tuple(getattr(self, name) for name in self)
+
+    def replace(self, **changes: Any) -> ModelOutput:
+        """A copy with some fields replaced."""
+        return type(self)(**{**{n: getattr(self, n) for n in self._fields}, **changes})
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={_short(getattr(self, name))}" for name in self)
+        return f"{type(self).__name__}({inner})"
+
+
+def _short(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"<{type(value).__name__} shape={tuple(shape)}>"
+    if isinstance(value, tuple):
+        return f"<tuple of {len(value)}>"
+    return repr(value)
+
+
+def output_class(name: str, base: type[ModelOutput] = ModelOutput) -> type[ModelOutput]:
+    """Create the output class `name` with the fields listed in `OUTPUT_FIELDS`."""
+    return type(name, (base,), {"_fields": OUTPUT_FIELDS[name], "__doc__": f"{name} fields."})
