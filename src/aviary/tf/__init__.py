@@ -1,0 +1,27 @@
+"""TensorFlow / Keras 3 implementations: `from aviary.tf import TFBertModel`.
+
+Names are imported from their modules on first use, so `import aviary.tf` stays cheap and the
+tokenizer layers (which need tensorflow-text) load only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aviary.tf' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(_EXPORTS)
+
+
+__all__ = sorted(_EXPORTS)
