@@ -41,4 +41,6 @@ def test_docs_page_runs(page: Path) -> None:
         text=True,
         timeout=600,
     )
-    assert result.returncode == 0, f"{page.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    assert result.returncode == 0, (
+        f"{page.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    )

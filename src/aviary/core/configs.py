@@ -212,6 +212,15 @@ class PretrainedConfig:
                 f"config has model_type={model_type!r}, but {cls.__name__} expects "
                 f"{cls.model_type!r}"
             )
+        data = dict(data)
+        # A new number of labels replaces the stored label names (a new head).
+        new_labels = overrides.get("num_labels")
+        if "id2label" not in overrides and new_labels not in (
+            None,
+            len(data.get("id2label") or {}),
+        ):
+            data.pop("id2label", None)
+            data.pop("label2id", None)
         return cls(**{**data, **overrides})
 
     @classmethod
