@@ -5,8 +5,14 @@
 
 from aviary.core import (
     BertConfig,
+    BertTokenizer,
+    BertTokenizerFast,
     BigBirdConfig,
     BigBirdPegasusConfig,
+    BigBirdTokenizer,
+    BigBirdTokenizerFast,
+    PegasusTokenizer,
+    PegasusTokenizerFast,
     PretrainedConfig,
     load_config,
 )
@@ -15,8 +21,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BertConfig",
+    "BertTokenizer",
+    "BertTokenizerFast",
     "BigBirdConfig",
     "BigBirdPegasusConfig",
+    "BigBirdTokenizer",
+    "BigBirdTokenizerFast",
+    "PegasusTokenizer",
+    "PegasusTokenizerFast",
     "PretrainedConfig",
     "__version__",
     "load_config",

@@ -10,5 +10,25 @@ from aviary.core.configs import (
     PretrainedConfig,
     load_config,
 )
+from aviary.core.tokenizers import (
+    BertTokenizer,
+    BertTokenizerFast,
+    BigBirdTokenizer,
+    BigBirdTokenizerFast,
+    PegasusTokenizer,
+    PegasusTokenizerFast,
+)
 
-__all__ = ["BertConfig", "BigBirdConfig", "BigBirdPegasusConfig", "PretrainedConfig", "load_config"]
+__all__ = [
+    "BertConfig",
+    "BertTokenizer",
+    "BertTokenizerFast",
+    "BigBirdConfig",
+    "BigBirdPegasusConfig",
+    "BigBirdTokenizer",
+    "BigBirdTokenizerFast",
+    "PegasusTokenizer",
+    "PegasusTokenizerFast",
+    "PretrainedConfig",
+    "load_config",
+]
