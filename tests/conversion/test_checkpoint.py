@@ -180,3 +180,18 @@ def test_match_reports_missing_unexpected_and_mismatched_by_name() -> None:
         assert name in str(err.value)
     relaxed = match_checkpoint(MODEL, ckpt, base_model_prefix="bert", ignore_mismatched_sizes=True)
     assert "classifier.weight" in relaxed.newly_initialized and not relaxed.mismatched
+
+
+def test_match_base_model_reports_a_component_it_lacks_inside_its_embeddings() -> None:
+    """A base model that lacks one embedding table must not silently drop the checkpoint's."""
+    base_model = {
+        "embeddings.word_embeddings.weight": (50, 8),
+        "encoder.layer.0.attention.self.query.weight": (8, 8),
+    }
+    ckpt = {**base_model, "embeddings.position_embeddings.weight": (64, 8)}
+    report = match_checkpoint(base_model, ckpt, base_model_prefix="bert")
+    assert report.unexpected == ["embeddings.position_embeddings.weight"]
+    # ... while a pooler the model does not have is a component of its own: discarded.
+    ckpt = {**base_model, "pooler.dense.weight": (8, 8)}
+    report = match_checkpoint(base_model, ckpt, base_model_prefix="bert")
+    assert report.ok and report.discarded == ["pooler.dense.weight"]

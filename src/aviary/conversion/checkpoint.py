@@ -357,9 +357,14 @@ def match_checkpoint(
         else:
             renamed[model_name] = ckpt_name
 
+    def group(name: str) -> str:
+        # Group base-model names as if they had the prefix, so that a base model and a head model
+        # split their encoder into the same components (`bert.embeddings`, `bert.encoder`, ...).
+        return module_group(name if model_has_prefix else f"{base_model_prefix}.{name}")
+
     tied = set(tied)
-    model_groups = {module_group(n) for n in model_names}
-    ckpt_groups = {module_group(n) for n in renamed}
+    model_groups = {group(n) for n in model_names}
+    ckpt_groups = {group(n) for n in renamed}
     for name in sorted(model_names):
         if name in renamed:
             want, got = tuple(model_shapes[name]), tuple(checkpoint_shapes[renamed[name]])
@@ -371,14 +376,14 @@ def match_checkpoint(
                 report.mismatched.append((name, want, got))
         elif name in tied:
             continue
-        elif module_group(name) in ckpt_groups:
+        elif group(name) in ckpt_groups:
             report.missing.append(name)
         else:
             report.newly_initialized.append(name)
     for name in sorted(set(renamed) - model_names):
         if name in tied or _is_tied_duplicate(name):
             continue
-        if module_group(name) in model_groups:
+        if group(name) in model_groups:
             report.unexpected.append(renamed[name])
         else:
             report.discarded.append(renamed[name])

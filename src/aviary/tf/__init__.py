@@ -10,7 +10,22 @@ import importlib
 from typing import Any
 
 # public name -> module that defines it
-_EXPORTS: dict[str, str] = {}
+_EXPORTS: dict[str, str] = {
+    "TFBertTokenizer": "aviary.tf.tokenizers",
+    "TFSentencePieceTokenizer": "aviary.tf.tokenizers",
+    "TFBertModel": "aviary.tf.bert",
+    "TFBertForPreTraining": "aviary.tf.bert",
+    "TFBertLMHeadModel": "aviary.tf.bert",
+    "TFBertForMaskedLM": "aviary.tf.bert",
+    "TFBertForNextSentencePrediction": "aviary.tf.bert",
+    "TFBertForSequenceClassification": "aviary.tf.bert",
+    "TFBertForMultipleChoice": "aviary.tf.bert",
+    "TFBertForTokenClassification": "aviary.tf.bert",
+    "TFBertForQuestionAnswering": "aviary.tf.bert",
+    "TFBertPreTrainedModel": "aviary.tf.bert",
+    "TFBertForPreTrainingOutput": "aviary.tf.bert",
+    "TFPreTrainedModel": "aviary.tf.modeling_utils",
+}
 
 
 def __getattr__(name: str) -> Any:
