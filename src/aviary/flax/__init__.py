@@ -9,7 +9,26 @@ import importlib
 from typing import Any
 
 # public name -> module that defines it
-_EXPORTS: dict[str, str] = {}
+_EXPORTS: dict[str, str] = {
+    "FlaxBertPreTrainedModel": "aviary.flax.bert",
+    "FlaxBertModel": "aviary.flax.bert",
+    "FlaxBertForPreTraining": "aviary.flax.bert",
+    "FlaxBertForCausalLM": "aviary.flax.bert",
+    "FlaxBertForMaskedLM": "aviary.flax.bert",
+    "FlaxBertForNextSentencePrediction": "aviary.flax.bert",
+    "FlaxBertForSequenceClassification": "aviary.flax.bert",
+    "FlaxBertForMultipleChoice": "aviary.flax.bert",
+    "FlaxBertForTokenClassification": "aviary.flax.bert",
+    "FlaxBertForQuestionAnswering": "aviary.flax.bert",
+    "FlaxBertForPreTrainingOutput": "aviary.flax.bert",
+    "FlaxPreTrainedModel": "aviary.flax.modeling_utils",
+    "cross_entropy_loss": "aviary.flax.modeling_utils",
+    "masked_lm_loss": "aviary.flax.modeling_utils",
+    "causal_lm_loss": "aviary.flax.modeling_utils",
+    "sequence_classification_loss": "aviary.flax.modeling_utils",
+    "token_classification_loss": "aviary.flax.modeling_utils",
+    "span_loss": "aviary.flax.modeling_utils",
+}
 
 
 def __getattr__(name: str) -> Any:

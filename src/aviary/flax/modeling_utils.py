@@ -1,0 +1,522 @@
+"""Flax (linen) base class: building, initialising, loading and saving models; shared helpers.
+
+A Flax model is a pair: a linen module (the computation) and a wrapper that holds the config, the
+module and the parameters, as in the reference library. Parameter paths follow the PyTorch
+attribute paths, so `aviary.core.naming.flax_to_canonical` turns each of them into its canonical
+checkpoint name and loading is a matter of lining up names (`aviary.conversion.match_checkpoint`).
+
+The forward pass is a pure function of `(params, inputs)`: wrap a call in `jax.jit` with the
+parameters as an argument. Input checks that need values (ids inside the embedding tables) run only
+when the inputs are concrete arrays, not while `jax.jit` traces them; shape checks always run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+from flax import traverse_util
+
+from aviary.conversion.checkpoint import (
+    LoadReport,
+    match_checkpoint,
+    read_checkpoint,
+    write_checkpoint,
+)
+from aviary.conversion.flax_msgpack import FLAX_WEIGHTS_NAME, read_flax_msgpack
+from aviary.core import checks
+from aviary.core.configs import PretrainedConfig
+from aviary.core.naming import flax_to_canonical
+from aviary.core.outputs import ModelOutput, output_class
+
+# -- activations ---------------------------------------------------------------------------------
+
+
+def _gelu(x: jax.Array) -> jax.Array:
+    # exact (erf) GELU, as torch's default
+    return jax.nn.gelu(x, approximate=False)
+
+
+def _gelu_new(x: jax.Array) -> jax.Array:
+    # tanh approximation of GELU (the original GPT-2/BigBird formula)
+    return jax.nn.gelu(x, approximate=True)
+
+
+def _gelu_fast(x: jax.Array) -> jax.Array:
+    return 0.5 * x * (1.0 + jnp.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def _quick_gelu(x: jax.Array) -> jax.Array:
+    return x * jax.nn.sigmoid(1.702 * x)
+
+
+def _mish(x: jax.Array) -> jax.Array:
+    return x * jnp.tanh(jax.nn.softplus(x))
+
+
+ACT2FN = {
+    "gelu": _gelu,
+    "gelu_new": _gelu_new,
+    "gelu_pytorch_tanh": _gelu_new,
+    "gelu_fast": _gelu_fast,
+    "quick_gelu": _quick_gelu,
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "selu": jax.nn.selu,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "mish": _mish,
+    "linear": lambda x: x,
+}
+
+
+def get_activation(name_or_fn: Any):
+    """The activation function a config names (or the callable it holds)."""
+    return name_or_fn if callable(name_or_fn) else ACT2FN[name_or_fn]
+
+
+# -- outputs -------------------------------------------------------------------------------------
+
+
+def pytree_output_class(name: str) -> type[ModelOutput]:
+    """The output class `name`, registered as a JAX pytree so that it passes through `jax.jit`."""
+    cls = output_class(name)
+    jax.tree_util.register_pytree_node(
+        cls,
+        lambda out: (tuple(getattr(out, f) for f in out._fields), None),
+        lambda _, children: cls(*children),
+    )
+    return cls
+
+
+BaseModelOutputWithPoolingAndCrossAttentions = pytree_output_class(
+    "BaseModelOutputWithPoolingAndCrossAttentions"
+)
+BaseModelOutputWithPastAndCrossAttentions = pytree_output_class(
+    "BaseModelOutputWithPastAndCrossAttentions"
+)
+CausalLMOutputWithCrossAttentions = pytree_output_class("CausalLMOutputWithCrossAttentions")
+MaskedLMOutput = pytree_output_class("MaskedLMOutput")
+NextSentencePredictorOutput = pytree_output_class("NextSentencePredictorOutput")
+SequenceClassifierOutput = pytree_output_class("SequenceClassifierOutput")
+MultipleChoiceModelOutput = pytree_output_class("MultipleChoiceModelOutput")
+TokenClassifierOutput = pytree_output_class("TokenClassifierOutput")
+QuestionAnsweringModelOutput = pytree_output_class("QuestionAnsweringModelOutput")
+
+
+def finish_output(output: ModelOutput, return_dict: bool) -> ModelOutput | tuple:
+    """The output object, or its non-None fields as a tuple when `return_dict=False`."""
+    return output if return_dict else output.to_tuple()
+
+
+# -- masks ---------------------------------------------------------------------------------------
+
+
+def additive_mask(keep: jax.Array, dtype: Any) -> jax.Array:
+    """Turn a keep-mask (1 = attend) into an additive bias: 0 where kept, the dtype's minimum
+    elsewhere. A fully masked row then softmaxes to a uniform distribution, in every framework.
+    """
+    return (1.0 - keep.astype(dtype)) * jnp.finfo(dtype).min
+
+
+def extended_attention_mask(
+    attention_mask: jax.Array,
+    query_length: int,
+    dtype: Any,
+    causal: bool,
+    past_length: int | jax.Array | None = None,
+) -> jax.Array:
+    """`[B, K]` or `[B, Q, K]` keep-mask -> additive `[B, 1, Q or 1, K]` mask.
+
+    With `causal`, query i (at position `past_length + i`) may only see keys up to its own
+    position. `past_length` defaults to K - Q; with a preallocated cache it is the cache index
+    (K is then the cache length, and the keys not written yet are masked by the causal rule).
+    """
+    if attention_mask.ndim == 3:
+        keep = attention_mask[:, None, :, :]
+    else:
+        keep = attention_mask[:, None, None, :]
+    if causal:
+        key_length = attention_mask.shape[-1]
+        past = key_length - query_length if past_length is None else past_length
+        query_pos = past + jnp.arange(query_length)
+        key_pos = jnp.arange(key_length)
+        causal_keep = (key_pos[None, :] <= query_pos[:, None]).astype(keep.dtype)  # [Q, K]
+        keep = keep * causal_keep[None, None]
+    return additive_mask(keep, dtype)
+
+
+def expand_head_mask(
+    head_mask: jax.Array | None, num_layers: int, num_heads: int, dtype: Any
+) -> list[jax.Array | None]:
+    """`[heads]` or `[layers, heads]` -> per layer `[1, heads, 1, 1]` multipliers (or Nones)."""
+    if head_mask is None:
+        return [None] * num_layers
+    head_mask = jnp.asarray(head_mask)
+    checks.check_head_mask_shape(head_mask.shape, num_layers, num_heads)
+    if head_mask.ndim == 1:
+        head_mask = jnp.broadcast_to(head_mask[None], (num_layers, num_heads))
+    return [head_mask[i].astype(dtype)[None, :, None, None] for i in range(num_layers)]
+
+
+def is_concrete(x: Any) -> bool:
+    """Whether `x` holds values now (not a tracer of `jax.jit`, `jax.grad`, ...)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_ids(name: str, ids: jax.Array, size: int) -> None:
+    """Raise a clear error for ids outside an embedding table (skipped while tracing)."""
+    if ids.size == 0 or not is_concrete(ids):
+        return
+    if jnp.issubdtype(ids.dtype, jnp.floating):
+        raise TypeError(f"{name} must hold integers, got {ids.dtype}")
+    values = np.asarray(ids)
+    checks.check_ids_in_range(name, int(values.min()), int(values.max()), size)
+
+
+def normal_init(std: float):
+    """The normal(0, std) initializer every weight matrix uses (as the PyTorch models)."""
+    return jax.nn.initializers.normal(stddev=std)
+
+
+def embedding_init(std: float, padding_idx: int | None):
+    """normal(0, std) with the padding row zeroed, as `torch.nn.Embedding(padding_idx=...)`."""
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        table = jax.random.normal(key, shape, dtype) * std
+        if padding_idx is not None and 0 <= padding_idx < shape[0]:
+            table = table.at[padding_idx].set(0)
+        return table
+
+    return init
+
+
+# -- the base class ------------------------------------------------------------------------------
+
+
+def flatten_params(params: Mapping[str, Any]) -> dict[tuple[str, ...], Any]:
+    """Nested parameter dict -> `{path tuple: array}`."""
+    return traverse_util.flatten_dict(dict(params))
+
+
+def canonical_names(paths) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """`{canonical name: (Flax path, transpose)}` for the given Flax parameter paths."""
+    out = {}
+    for path in paths:
+        name, transpose = flax_to_canonical(path)
+        out[name] = (path, transpose)
+    return out
+
+
+class FlaxPreTrainedModel:
+    """Base of every aviary Flax model: holds `config`, the linen `module` and its `params`.
+
+    Subclasses set `config_class`, `base_model_prefix`, `module_class` and, where the LM decoder
+    is tied to the word embeddings, `tied_weights` (canonical names the model computes from
+    another parameter and therefore does not store).
+    """
+
+    config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
+    base_model_prefix: ClassVar[str] = ""
+    module_class: ClassVar[type[nn.Module]]
+    tied_weights: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        config: PretrainedConfig,
+        input_shape: tuple[int, ...] = (1, 1),
+        seed: int = 0,
+        dtype: Any = jnp.float32,
+        _do_init: bool = True,
+        gradient_checkpointing: bool = False,
+        **module_kwargs: Any,
+    ) -> None:
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        self.config = config
+        self.dtype = dtype
+        self.input_shape = tuple(input_shape)
+        self.seed = seed
+        self.key = jax.random.PRNGKey(seed)
+        self._module_kwargs = module_kwargs
+        self.module = self.module_class(
+            config=config,
+            dtype=dtype,
+            gradient_checkpointing=gradient_checkpointing,
+            **module_kwargs,
+        )
+        self._params: dict | None = None
+        if _do_init:
+            self._params = self._random_params()
+
+    # -- construction ---------------------------------------------------------------------------
+    def init_weights(
+        self, rng: jax.Array, input_shape: tuple[int, ...], params: dict | None = None
+    ) -> dict:
+        """Random parameters from the config's initializer; entries of `params` are kept."""
+        raise NotImplementedError
+
+    def _random_params(self) -> dict:
+        # One compiled initialisation is much faster than running it op by op.
+        return jax.jit(self.init_weights, static_argnums=1)(self.key, self.input_shape)
+
+    @property
+    def params(self) -> dict:
+        if self._params is None:
+            raise ValueError(
+                "this model was built with _do_init=False and has no parameters: pass params= "
+                "to the call, or set model.params"
+            )
+        return self._params
+
+    @params.setter
+    def params(self, params: dict) -> None:
+        own = self.param_shapes()
+        given = {k: tuple(v.shape) for k, v in flatten_params(params).items()}
+        want = {k: tuple(v.shape) for k, v in own.items()}
+        if given != want:
+            missing = sorted("/".join(k) for k in set(want) - set(given))
+            unexpected = sorted("/".join(k) for k in set(given) - set(want))
+            shapes = sorted(
+                f"{'/'.join(k)}: model {want[k]}, given {given[k]}"
+                for k in set(want) & set(given)
+                if want[k] != given[k]
+            )
+            raise ValueError(
+                "params do not fit the model: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"missing {', '.join(missing)}" if missing else "",
+                        f"unexpected {', '.join(unexpected)}" if unexpected else "",
+                        f"shapes {', '.join(shapes)}" if shapes else "",
+                    )
+                    if part
+                )
+            )
+        self._params = params
+
+    def param_shapes(self) -> dict[tuple[str, ...], jax.ShapeDtypeStruct]:
+        """`{Flax path: shape and dtype}` of the parameters, without computing any."""
+        abstract = jax.eval_shape(
+            lambda key: self.init_weights(key, self.input_shape), jax.random.PRNGKey(0)
+        )
+        return flatten_params(abstract)
+
+    def num_parameters(self, params: dict | None = None) -> int:
+        """Number of parameters (a tied decoder is not a parameter in Flax)."""
+        leaves = jax.tree_util.tree_leaves(self.params if params is None else params)
+        return int(sum(np.prod(x.shape) for x in leaves))
+
+    def to_bf16(self, params: dict) -> dict:
+        """Cast floating parameters to bfloat16 (the computation dtype is the `dtype` argument)."""
+        return _cast_floating(params, jnp.bfloat16)
+
+    def to_fp16(self, params: dict) -> dict:
+        return _cast_floating(params, jnp.float16)
+
+    def to_fp32(self, params: dict) -> dict:
+        return _cast_floating(params, jnp.float32)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def checkpoint_tensors(self, params: dict | None = None) -> dict[str, np.ndarray]:
+        """The parameters under their canonical names and PyTorch layouts, as numpy arrays."""
+        tensors = {}
+        for path, value in flatten_params(self.params if params is None else params).items():
+            name, transpose = flax_to_canonical(path)
+            array = np.asarray(value)
+            tensors[name] = np.ascontiguousarray(array.T if transpose else array)
+        return tensors
+
+    def load_checkpoint_tensors(
+        self,
+        tensors: Mapping[str, Any],
+        *,
+        strict: bool = True,
+        ignore_mismatched_sizes: bool = False,
+        source: str = "checkpoint",
+    ) -> LoadReport:
+        """Set the parameters from canonical-named tensors; see `LoadReport` for what strict
+        means. Parameters of components the checkpoint lacks (a new head) are initialised."""
+        shapes = self.param_shapes()
+        own = canonical_names(shapes)
+        report = match_checkpoint(
+            {
+                name: tuple(reversed(shapes[path].shape)) if transpose else shapes[path].shape
+                for name, (path, transpose) in own.items()
+            },
+            {k: tuple(v.shape) for k, v in tensors.items()},
+            base_model_prefix=self.base_model_prefix,
+            tied=self._tied_names(),
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+        )
+        if strict:
+            report.raise_if_failed(source)
+        if report.newly_initialized or len(report.mapping) < len(own):
+            flat = flatten_params(self._random_params())
+        else:
+            flat = {}
+        for model_name, ckpt_name in report.mapping.items():
+            path, transpose = own[model_name]
+            value = np.asarray(tensors[ckpt_name])
+            value = value.T if transpose else value
+            flat[path] = jnp.asarray(value, dtype=shapes[path].dtype)
+        self._params = traverse_util.unflatten_dict(flat)
+        return report
+
+    def _tied_names(self) -> set[str]:
+        tie = getattr(self.config, "tie_word_embeddings", True)
+        return set(self.tied_weights) if tie else set()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        folder: str | os.PathLike,
+        *,
+        config: PretrainedConfig | None = None,
+        dtype: Any = jnp.float32,
+        input_shape: tuple[int, ...] = (1, 1),
+        seed: int = 0,
+        strict: bool = True,
+        ignore_mismatched_sizes: bool = False,
+        output_loading_info: bool = False,
+        **config_overrides: Any,
+    ):
+        """Load a model from a folder with `config.json` and weights in the reference layout.
+
+        Reads `flax_model.msgpack` when the folder has one (the reference Flax order), otherwise
+        the canonical `model.safetensors` (or `pytorch_model.bin`). A base model loads from a head
+        checkpoint and a head model from a base checkpoint; strict loading raises
+        `CheckpointError` naming missing, unexpected or mis-shaped tensors. `dtype` is the
+        computation dtype; parameters stay in float32 (see `to_bf16`).
+        """
+        folder = Path(folder)
+        if config is None:
+            config = cls.config_class.from_pretrained(folder, **config_overrides)
+        elif config_overrides:
+            config = config.copy(**config_overrides)
+        if (folder / FLAX_WEIGHTS_NAME).is_file():
+            tensors = read_flax_msgpack(folder / FLAX_WEIGHTS_NAME)
+        else:
+            tensors = read_checkpoint(folder, framework="np")
+        model = cls(config, input_shape=input_shape, seed=seed, dtype=dtype, _do_init=False)
+        report = model.load_checkpoint_tensors(
+            tensors,
+            strict=strict,
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+            source=str(folder),
+        )
+        info = {
+            "missing_keys": report.missing,
+            "unexpected_keys": report.unexpected,
+            "mismatched_keys": report.mismatched,
+            "newly_initialized_keys": report.newly_initialized,
+            "discarded_keys": report.discarded,
+        }
+        model.loading_info = info
+        return (model, info) if output_loading_info else model
+
+    def save_pretrained(
+        self,
+        folder: str | os.PathLike,
+        params: dict | None = None,
+        *,
+        max_shard_size: int | str | None = "10GB",
+    ) -> Path:
+        """Write `config.json` and the canonical `model.safetensors` (PyTorch names and layouts;
+        a tied LM decoder is not stored). `architectures` names the PyTorch class, as the
+        reference Flax models write it."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = self.config.copy(architectures=[type(self).__name__.removeprefix("Flax")])
+        write_checkpoint(
+            self.checkpoint_tensors(params), folder, framework="np", max_shard_size=max_shard_size
+        )
+        config.save_pretrained(folder)
+        return folder
+
+
+def _cast_floating(params: dict, dtype: Any) -> dict:
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params
+    )
+
+
+# -- losses for training loops (the Flax heads return logits only) --------------------------------
+
+IGNORE_INDEX = -100
+
+
+def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean cross-entropy over the last axis; labels of -100 are ignored (NaN if all are)."""
+    logits = logits.reshape(-1, logits.shape[-1]).astype(jnp.float32)
+    labels = labels.reshape(-1)
+    keep = labels != IGNORE_INDEX
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    picked = jnp.take_along_axis(log_probs, jnp.where(keep, labels, 0)[:, None], axis=-1)[:, 0]
+    return -jnp.sum(jnp.where(keep, picked, 0.0)) / jnp.sum(keep)
+
+
+def masked_lm_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Cross-entropy over the vocabulary; labels of -100 are ignored."""
+    checks.check_same_shape("labels", labels.shape, logits.shape[:-1], "the input ids")
+    return cross_entropy_loss(logits, labels)
+
+
+def causal_lm_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Next-token cross-entropy: position t predicts label t + 1 (labels are not pre-shifted)."""
+    checks.check_same_shape("labels", labels.shape, logits.shape[:-1], "the input ids")
+    return masked_lm_loss(logits[:, :-1], labels[:, 1:])
+
+
+def sequence_classification_loss(
+    logits: jax.Array, labels: jax.Array, config: PretrainedConfig
+) -> jax.Array:
+    """Regression (MSE), single-label (cross-entropy) or multi-label (BCE) by `problem_type`."""
+    num_labels = logits.shape[-1]
+    integer_labels = not jnp.issubdtype(labels.dtype, jnp.floating)
+    problem_type = checks.resolve_problem_type(config.problem_type, num_labels, integer_labels)
+    logits = logits.astype(jnp.float32)
+    if problem_type == "regression":
+        if num_labels == 1:
+            return jnp.mean((logits.squeeze(-1) - labels.squeeze(-1).astype(jnp.float32)) ** 2)
+        return jnp.mean((logits - labels.astype(jnp.float32)) ** 2)
+    if problem_type == "single_label_classification":
+        return cross_entropy_loss(logits, labels.astype(jnp.int32))
+    checks.check_same_shape("labels", labels.shape, logits.shape, "the logits")
+    targets = labels.astype(jnp.float32)
+    # log(1 + exp(-|x|)) keeps the binary cross-entropy finite for large logits
+    per_label = jnp.maximum(logits, 0) - logits * targets + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    return jnp.mean(per_label)
+
+
+def token_classification_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Cross-entropy per token; labels of -100 are ignored."""
+    return masked_lm_loss(logits, labels)
+
+
+def span_loss(
+    start_logits: jax.Array,
+    end_logits: jax.Array,
+    start_positions: jax.Array,
+    end_positions: jax.Array,
+) -> jax.Array:
+    """Mean of the start and end cross-entropies. Positions outside the sequence are clamped to
+    the sequence length and then ignored."""
+    length = start_logits.shape[1]
+
+    def one_side(logits: jax.Array, positions: jax.Array) -> jax.Array:
+        positions = jnp.clip(positions.reshape(-1), 0, length)
+        return cross_entropy_loss(logits, jnp.where(positions == length, IGNORE_INDEX, positions))
+
+    return (one_side(start_logits, start_positions) + one_side(end_logits, end_positions)) / 2
