@@ -338,7 +338,7 @@ def layer_random_blocks(
     max_position_embeddings: int = 4096,
 ) -> np.ndarray:
     """One layer's random key blocks under `policy`: `int32 [heads, n-2, r]`, rows 1..n-2."""
-    _check_policy(policy, rng)
+    check_policy(policy, rng)
     check_layout(block_size, num_random_blocks)
     _check_int("num_heads", num_heads, 1)
     _check_int("layer", layer, 0)
@@ -363,7 +363,8 @@ def layer_random_blocks(
     )
 
 
-def _check_policy(policy: str, rng: np.random.Generator | None) -> None:
+def check_policy(policy: str, rng: np.random.Generator | None) -> None:
+    """Raise a clear `ValueError` for an unknown policy or an `rng` that does not fit it."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}; got {policy!r}")
     if policy == "resample" and not isinstance(rng, np.random.Generator):
@@ -492,7 +493,7 @@ def plan_attention(
     _check_int("num_heads", num_heads, 1)
     _check_int("num_layers", num_layers, 1)
     _check_int("max_position_embeddings", max_position_embeddings, 1)
-    _check_policy(policy, rng)
+    check_policy(policy, rng)
 
     r = num_random_blocks
     if not uses_block_sparse(seq_len, block_size, r):

@@ -46,6 +46,21 @@ OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "SequenceClassifierOutput": ("loss", "logits", "hidden_states", "attentions"),
     "MultipleChoiceModelOutput": ("loss", "logits", "hidden_states", "attentions"),
     "TokenClassifierOutput": ("loss", "logits", "hidden_states", "attentions"),
+    "BigBirdForPreTrainingOutput": (
+        "loss",
+        "prediction_logits",
+        "seq_relationship_logits",
+        "hidden_states",
+        "attentions",
+    ),
+    "BigBirdForQuestionAnsweringModelOutput": (
+        "loss",
+        "start_logits",
+        "end_logits",
+        "pooler_output",
+        "hidden_states",
+        "attentions",
+    ),
     "QuestionAnsweringModelOutput": (
         "loss",
         "start_logits",

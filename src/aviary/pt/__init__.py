@@ -13,6 +13,19 @@ from aviary.pt.bert import (
     BertModel,
     BertPreTrainedModel,
 )
+from aviary.pt.big_bird import (
+    BigBirdForCausalLM,
+    BigBirdForMaskedLM,
+    BigBirdForMultipleChoice,
+    BigBirdForPreTraining,
+    BigBirdForPreTrainingOutput,
+    BigBirdForQuestionAnswering,
+    BigBirdForQuestionAnsweringModelOutput,
+    BigBirdForSequenceClassification,
+    BigBirdForTokenClassification,
+    BigBirdModel,
+    BigBirdPreTrainedModel,
+)
 from aviary.pt.modeling_utils import PreTrainedModel
 
 __all__ = [
@@ -27,5 +40,16 @@ __all__ = [
     "BertLMHeadModel",
     "BertModel",
     "BertPreTrainedModel",
+    "BigBirdForCausalLM",
+    "BigBirdForMaskedLM",
+    "BigBirdForMultipleChoice",
+    "BigBirdForPreTraining",
+    "BigBirdForPreTrainingOutput",
+    "BigBirdForQuestionAnswering",
+    "BigBirdForQuestionAnsweringModelOutput",
+    "BigBirdForSequenceClassification",
+    "BigBirdForTokenClassification",
+    "BigBirdModel",
+    "BigBirdPreTrainedModel",
     "PreTrainedModel",
 ]

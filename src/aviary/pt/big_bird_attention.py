@@ -1,0 +1,197 @@
+"""BigBird block-sparse attention in PyTorch: a few large batched tensor operations over a plan.
+
+The plan (`aviary.core.block_sparse.AttentionPlan`) says which key blocks every query block
+attends. This module turns it into tensors once per forward (`BlockSparseIndices`) and computes
+attention from them:
+
+* the two global query blocks (`0` and `n-1`) attend every key: one fused
+  `scaled_dot_product_attention` call (or matmul + softmax when the probabilities are wanted);
+* the `n-2` other query blocks attend `5 + r` key blocks each, in the plan's slot order
+  `[0 | q-1, q, q+1 | r random | n-1]`: one `index_select` gathers those key and value blocks for
+  every (head, query block) at once, one batched matmul gives the scores, one softmax runs over the
+  concatenated band, one batched matmul gives the context. A key block listed twice (the
+  reference's eval plan lists block 0 `1 + r` times) is counted twice, as in the reference.
+
+Masking follows the reference: `-10000` is added to the scores of padding keys and of the slots the
+plan marks invalid; the context of padding queries is multiplied by 0. There is no dropout on the
+attention probabilities in block-sparse mode (as the reference and the original code).
+
+Shapes: B batch · N heads · L padded tokens · D head dim · b block size · n = L / b blocks ·
+S = 5 + r key blocks per non-global query block.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from aviary.core.block_sparse import AttentionPlan
+
+# The reference's additive penalty for masked keys in block-sparse mode (full attention uses the
+# dtype's minimum instead). In float32, exp(score - 10000) is exactly 0 next to any kept key.
+MASK_PENALTY = -10000.0
+
+
+@dataclass(frozen=True, eq=False)
+class BlockSparseIndices:
+    """One forward's plan as tensors, shared by every layer.
+
+    `key_blocks`: long `[layers, N, n-2, S]`, the key block of every slot;
+    `slot_penalty`: `[n-2, S]`, `MASK_PENALTY` on the slots the plan marks invalid, else 0.
+    """
+
+    plan: AttentionPlan
+    key_blocks: torch.Tensor
+    slot_penalty: torch.Tensor
+
+    @classmethod
+    def from_plan(
+        cls, plan: AttentionPlan, device: torch.device, dtype: torch.dtype
+    ) -> BlockSparseIndices:
+        if not plan.use_block_sparse:
+            raise ValueError("a full-attention plan has no blocks")
+        key_blocks = torch.tensor(plan.key_blocks, dtype=torch.long, device=device)  # a copy
+        valid = torch.tensor(plan.key_block_valid, device=device)
+        slot_penalty = (~valid).to(dtype) * MASK_PENALTY
+        return cls(plan, key_blocks, slot_penalty)
+
+    @property
+    def block_size(self) -> int:
+        return self.plan.block_size
+
+
+def _global_rows(
+    global_query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    key_penalty: torch.Tensor,
+    want_probabilities: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Query blocks 0 and n-1 against every key. `global_query` is `[B, N, 2b, D]`, already
+    scaled; `key_penalty` is `[B, 1, 1, L]`. Returns the context `[B, N, 2b, D]` (and the
+    probabilities `[B, N, 2b, L]` when wanted)."""
+    if not want_probabilities:
+        # The fused CPU/GPU kernel: no [2b, L] score matrix is kept. scale=1: q is pre-scaled.
+        context = F.scaled_dot_product_attention(
+            global_query, key, value, attn_mask=key_penalty.to(global_query.dtype), scale=1.0
+        )
+        return context, None
+    scores = torch.matmul(global_query, key.transpose(-1, -2)) + key_penalty  # [B, N, 2b, L]
+    probabilities = torch.softmax(scores, dim=-1)
+    return torch.matmul(probabilities, value), probabilities
+
+
+def block_sparse_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    key_blocks: torch.Tensor,
+    slot_penalty: torch.Tensor,
+    key_keep: torch.Tensor,
+    block_size: int,
+    output_probabilities: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """BigBird-ITC attention of one layer.
+
+    query, key, value: `[B, N, L, D]` with `L` a multiple of `block_size`;
+    key_blocks: long `[N, n-2, S]` (one layer of `BlockSparseIndices.key_blocks`);
+    slot_penalty: `[n-2, S]`; key_keep: `[B, L]`, 1 where a token may be attended.
+
+    Returns the context `[B, N, L, D]` (rows of queries with `key_keep == 0` are 0) and, with
+    `output_probabilities`, the dense `[B, N, L, L]` probabilities that were applied (a key block
+    counted twice gets the sum of its two probabilities, so every row sums to 1).
+    """
+    batch, heads, length, head_dim = query.shape
+    b = block_size
+    n = length // b
+    if n * b != length or n < 3:
+        raise ValueError(f"block-sparse attention needs L = n * {b} with n >= 3, got L = {length}")
+    slots = key_blocks.shape[-1]
+    dtype = query.dtype
+    query = query * (1.0 / math.sqrt(head_dim))
+    key_keep = key_keep.to(dtype)
+    key_penalty = (1.0 - key_keep) * MASK_PENALTY  # [B, L]
+
+    # -- global query blocks 0 and n-1: every key ------------------------------------------------
+    global_query = torch.cat([query[:, :, :b], query[:, :, -b:]], dim=2)  # [B, N, 2b, D]
+    global_context, global_probabilities = _global_rows(
+        global_query, key, value, key_penalty[:, None, None, :], output_probabilities
+    )
+
+    # -- query blocks 1 .. n-2: their S key blocks, gathered in one go ---------------------------
+    # Flat block ids into the [B * N * n, b * D] table of all key blocks: example e, head h,
+    # block k is row (e * N + h) * n + k. `embedding` is the fastest row gather on CPU.
+    head_offsets = torch.arange(heads, device=query.device)[:, None, None] * n
+    example_offsets = torch.arange(batch, device=query.device)[:, None] * (heads * n)
+    flat_ids = ((key_blocks + head_offsets).reshape(1, -1) + example_offsets).reshape(-1)
+    gathered_key = F.embedding(flat_ids, key.reshape(batch * heads * n, b * head_dim)).view(
+        batch, heads, n - 2, slots * b, head_dim
+    )  # [B, N, n-2, S*b, D]
+    gathered_value = F.embedding(flat_ids, value.reshape(batch * heads * n, b * head_dim)).view(
+        batch, heads, n - 2, slots * b, head_dim
+    )  # [B, N, n-2, S*b, D]
+    # Penalties by key: padding keys of the gathered blocks, plus the invalid slots.
+    gathered_penalty = key_penalty.view(batch, n, b)[:, key_blocks]  # [B, N, n-2, S, b]
+    gathered_penalty = gathered_penalty + slot_penalty.to(dtype)[:, :, None]
+    middle_query = query.view(batch, heads, n, b, head_dim)[:, :, 1:-1]  # [B, N, n-2, b, D]
+    scores = torch.matmul(middle_query, gathered_key.transpose(-1, -2))  # [B, N, n-2, b, S*b]
+    scores.add_(gathered_penalty.view(batch, heads, n - 2, 1, slots * b))  # in place: one pass
+    middle_probabilities = torch.softmax(scores, dim=-1)  # one softmax over the whole band
+    middle_context = torch.matmul(middle_probabilities, gathered_value)  # [B, N, n-2, b, D]
+
+    context = torch.cat(
+        [
+            global_context[:, :, :b],
+            middle_context.reshape(batch, heads, (n - 2) * b, head_dim),
+            global_context[:, :, b:],
+        ],
+        dim=2,
+    )  # [B, N, L, D]
+    context = context * key_keep[:, None, :, None]  # padding queries give 0, as the reference
+
+    probabilities = None
+    if output_probabilities:
+        probabilities = dense_probabilities(
+            global_probabilities, middle_probabilities, key_blocks, block_size
+        )
+    return context, probabilities
+
+
+def dense_probabilities(
+    global_probabilities: torch.Tensor,
+    middle_probabilities: torch.Tensor,
+    key_blocks: torch.Tensor,
+    block_size: int,
+) -> torch.Tensor:
+    """Scatter block-sparse probabilities into the dense `[B, N, L, L]` matrix they mean.
+
+    global_probabilities: `[B, N, 2b, L]` (query blocks 0 and n-1);
+    middle_probabilities: `[B, N, n-2, b, S*b]`; key_blocks: long `[N, n-2, S]`.
+    One `index_add_` places every (head, query block, slot) tile; duplicate key blocks add up.
+    """
+    batch, heads, _, length = global_probabilities.shape
+    b = block_size
+    n = length // b
+    slots = key_blocks.shape[-1]
+    dtype = middle_probabilities.dtype
+    # Tiles [B, N * n * n, b, b]: tile (h, q, k) holds queries of block q against keys of block k.
+    tiles = torch.zeros(batch, heads * n * n, b, b, dtype=dtype, device=key_blocks.device)
+    query_block = torch.arange(1, n - 1, device=key_blocks.device)[None, :, None]  # [1, n-2, 1]
+    head = torch.arange(heads, device=key_blocks.device)[:, None, None]  # [N, 1, 1]
+    tile_ids = ((head * n + query_block) * n + key_blocks).reshape(-1)  # [N * (n-2) * S]
+    middle_tiles = (
+        middle_probabilities.view(batch, heads, n - 2, b, slots, b)
+        .permute(0, 1, 2, 4, 3, 5)  # [B, N, n-2, S, b(query), b(key)]
+        .reshape(batch, heads * (n - 2) * slots, b, b)
+    )
+    tiles.index_add_(1, tile_ids, middle_tiles)
+    tiles = tiles.view(batch, heads, n, n, b, b)
+    # Global rows: [B, N, 2, b, n, b] -> tiles of query blocks 0 and n-1.
+    global_tiles = global_probabilities.view(batch, heads, 2, b, n, b).permute(0, 1, 2, 4, 3, 5)
+    tiles[:, :, 0] = global_tiles[:, :, 0]
+    tiles[:, :, n - 1] = global_tiles[:, :, 1]
+    # [B, N, n(q), n(k), b(q), b(k)] -> [B, N, L, L]
+    return tiles.permute(0, 1, 2, 4, 3, 5).reshape(batch, heads, length, length)
