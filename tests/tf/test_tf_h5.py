@@ -86,7 +86,7 @@ def test_writer_produces_reference_layout(tmp_path) -> None:
 @pytest.mark.tf
 def test_tf_model_h5_reproduces_golden(tmp_path) -> None:
     pytest.importorskip("tensorflow")
-    from test_bert_goldens import compare, tf_inputs
+    from test_tf_bert_goldens import compare, tf_inputs
 
     import aviary.tf
 
