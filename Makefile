@@ -20,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench docs
+	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
 test: lint

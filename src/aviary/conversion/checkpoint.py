@@ -29,6 +29,11 @@ PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 IGNORED_CHECKPOINT_KEYS = (re.compile(r"(^|\.)embeddings\.position_ids$"),)
 
 
+def is_ignored_checkpoint_key(name: str) -> bool:
+    """Whether a checkpoint key is a buffer the reference also ignores, not a weight."""
+    return any(pattern.search(name) for pattern in IGNORED_CHECKPOINT_KEYS)
+
+
 class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, truncated or does not fit the model."""
 
@@ -334,9 +339,7 @@ def match_checkpoint(
     `tied` lists model names filled by weight tying, which a checkpoint may omit.
     """
     model_names = set(model_shapes)
-    ckpt_names = {
-        n for n in checkpoint_shapes if not any(p.search(n) for p in IGNORED_CHECKPOINT_KEYS)
-    }
+    ckpt_names = {n for n in checkpoint_shapes if not is_ignored_checkpoint_key(n)}
     model_has_prefix = any(n.startswith(base_model_prefix + ".") for n in model_names)
     ckpt_has_prefix = any(n.startswith(base_model_prefix + ".") for n in ckpt_names)
 

@@ -4,13 +4,13 @@ The file is `flax.serialization` msgpack of the nested parameter dict, with Flax
 `params` key: `{"bert": {"encoder": {"layer": {"0": {"attention": ...}}}}, "cls": ...}`. Reading
 maps every path with `aviary.core.naming.flax_to_canonical`; writing inverts that rule from the
 canonical names alone (LayerNorm weights become `scale`, embedding tables `embedding`, other weights
-transposed `kernel`s), so no model is needed. flax is imported only when a file is read or written.
+transposed `kernel`s), so no model is needed. The file is read and written with `msgpack` itself, in
+flax.serialization's encoding, so no framework is imported.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,14 +18,10 @@ from typing import Any
 import numpy as np
 
 from aviary.conversion.checkpoint import CheckpointError
-from aviary.core.io import atomic_write_bytes
-from aviary.core.naming import flax_to_canonical
+from aviary.core.io import atomic_path
+from aviary.core.naming import flax_to_canonical, is_embedding_module, is_norm_module
 
 FLAX_WEIGHTS_NAME = "flax_model.msgpack"
-
-# Modules whose `weight` is a Flax LayerNorm `scale` or an `nn.Embed` table (not transposed).
-_NORM_MODULE = re.compile(r"(^|_)(LayerNorm|layernorm|layer_norm|norm)$", re.IGNORECASE)
-_EMBEDDING_MODULE = re.compile(r"(embeddings?|embed_tokens|embed_positions|shared)$")
 
 
 def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -62,9 +58,9 @@ def canonical_to_flax_tree(tensors: Mapping[str, Any]) -> dict[str, Any]:
         module, leaf = (parts[-2] if len(parts) > 1 else ""), parts[-1]
         array = np.asarray(value)
         if leaf == "weight":
-            if _NORM_MODULE.search(module):
+            if is_norm_module(module):
                 leaf = "scale"
-            elif _EMBEDDING_MODULE.search(module):
+            elif is_embedding_module(module):
                 leaf = "embedding"
             elif array.ndim == 2:
                 leaf, array = "kernel", np.ascontiguousarray(array.T)
@@ -79,9 +75,55 @@ def canonical_to_flax_tree(tensors: Mapping[str, Any]) -> dict[str, Any]:
     return tree
 
 
+# flax.serialization's msgpack extension codes; an array is ext 1 holding msgpack of
+# (shape, dtype name, C-order bytes). Arrays above 1 GiB are split into `chunks` the way flax does.
+_EXT_NDARRAY = 1
+_EXT_NPSCALAR = 3
+_MAX_CHUNK_BYTES = 2**30
+_CHUNKED = "__msgpack_chunked_array__"
+
+
+def _dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def _decode_ext(code: int, data: bytes) -> Any:
+    import msgpack
+
+    if code in (_EXT_NDARRAY, _EXT_NPSCALAR):
+        shape, dtype_name, buffer = msgpack.unpackb(data, raw=False)
+        array = np.frombuffer(buffer, dtype=_dtype(dtype_name)).reshape(shape)
+        return array[()] if code == _EXT_NPSCALAR else array
+    raise CheckpointError(f"unsupported msgpack extension type {code}")
+
+
+def _encode_array(array: np.ndarray) -> Any:
+    import msgpack
+
+    payload = (list(array.shape), array.dtype.name, np.ascontiguousarray(array).tobytes())
+    return msgpack.ExtType(_EXT_NDARRAY, msgpack.packb(payload, use_bin_type=True))
+
+
+def _unchunk(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        if tree.get(_CHUNKED):
+            shape = [tree["shape"][str(i)] for i in range(len(tree["shape"]))]
+            chunks = [tree["chunks"][str(i)] for i in range(len(tree["chunks"]))]
+            return np.concatenate(chunks).reshape(shape)
+        return {k: _unchunk(v) for k, v in tree.items()}
+    return tree
+
+
 def read_flax_msgpack(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a `flax_model.msgpack` file (or the folder holding one) as canonical tensors."""
-    from flax import serialization
+    """Read a `flax_model.msgpack` file (or the folder holding one) as canonical tensors.
+
+    Decoded with `msgpack` directly (no flax needed), streaming from the file.
+    """
+    import msgpack
 
     path = Path(path)
     if path.is_dir():
@@ -89,7 +131,13 @@ def read_flax_msgpack(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"Flax weights file {path} does not exist")
     try:
-        tree = serialization.msgpack_restore(path.read_bytes())
+        with open(path, "rb") as handle:
+            unpacker = msgpack.Unpacker(
+                handle, ext_hook=_decode_ext, raw=False, max_buffer_size=2**32 - 1
+            )
+            tree = _unchunk(unpacker.unpack())
+    except CheckpointError:
+        raise
     except Exception as err:  # msgpack raises several error types for corrupt data
         raise CheckpointError(f"{path} is not a readable Flax msgpack file: {err}") from None
     if not isinstance(tree, Mapping) or not tree:
@@ -100,16 +148,46 @@ def read_flax_msgpack(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: {err}") from None
 
 
+def _pack_tree(packer: Any, handle: Any, tree: Mapping[str, Any]) -> None:
+    """Write a nested dict one array at a time, so memory holds one tensor's bytes at most."""
+    handle.write(packer.pack_map_header(len(tree)))
+    for key, value in tree.items():
+        handle.write(packer.pack(str(key)))
+        if isinstance(value, Mapping):
+            _pack_tree(packer, handle, value)
+        elif value.nbytes > _MAX_CHUNK_BYTES:
+            per_chunk = max(1, _MAX_CHUNK_BYTES // value.dtype.itemsize)
+            flat = value.reshape(-1)
+            chunks = [flat[i : i + per_chunk] for i in range(0, flat.size, per_chunk)]
+            chunked = {
+                _CHUNKED: True,
+                "shape": {str(i): n for i, n in enumerate(value.shape)},
+                "chunks": {str(i): c for i, c in enumerate(chunks)},
+            }
+            handle.write(packer.pack_map_header(len(chunked)))
+            for name, part in chunked.items():
+                handle.write(packer.pack(name))
+                if isinstance(part, dict) and name == "chunks":
+                    _pack_tree(packer, handle, part)
+                else:
+                    handle.write(packer.pack(part))
+        else:
+            handle.write(packer.pack(value))
+
+
 def write_flax_msgpack(tensors: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Write canonical tensors as a reference-layout `flax_model.msgpack` (atomically).
+    """Write canonical tensors as a reference-layout `flax_model.msgpack` (atomically), in the
+    encoding `flax.serialization.msgpack_restore` reads.
 
     `path` is the file, or a folder to write `flax_model.msgpack` into.
     """
-    from flax import serialization
+    import msgpack
 
     path = Path(path)
     if path.is_dir():
         path = path / FLAX_WEIGHTS_NAME
     tree = canonical_to_flax_tree(tensors)
-    atomic_write_bytes(path, serialization.msgpack_serialize(tree))
+    packer = msgpack.Packer(default=_encode_array, use_bin_type=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        _pack_tree(packer, handle, tree)
     return path

@@ -22,7 +22,7 @@ import numpy as np
 
 from aviary.conversion.checkpoint import CheckpointError
 from aviary.core.io import atomic_path
-from aviary.core.naming import tf_to_canonical
+from aviary.core.naming import is_embedding_module, is_norm_module, tf_to_canonical
 
 TF_WEIGHTS_NAME = "tf_model.h5"
 
@@ -40,16 +40,19 @@ def read_tf_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file {path} does not exist")
     tensors: dict[str, np.ndarray] = {}
+    scopes: set[str] = set()
     try:
         with h5py.File(path, "r") as handle:
             if "layer_names" not in handle.attrs:
                 raise CheckpointError(f"{path} has no `layer_names` attribute: not a tf_model.h5")
-            for layer in handle.attrs["layer_names"]:
-                group = handle[_text(layer)]
+            layers = [_text(layer) for layer in handle.attrs["layer_names"]]
+            for layer in layers:
+                group = handle[layer]
                 for weight in group.attrs.get("weight_names", []):
                     weight = _text(weight)
                     # Drop the model scope (`tf_bert_model/`); the rest is the variable path.
-                    _, _, variable_path = weight.partition("/")
+                    scope, _, variable_path = weight.partition("/")
+                    scopes.add(scope)
                     name, transpose = tf_to_canonical(variable_path)
                     if name in tensors:  # the word embeddings, stored again by `mlm___cls`
                         continue
@@ -57,6 +60,14 @@ def read_tf_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
                     tensors[name] = np.ascontiguousarray(value.T if transpose else value)
     except (OSError, KeyError) as err:
         raise CheckpointError(f"{path} is not a readable tf_model.h5: {err}") from None
+    # A base model (`tf_bert_model`, not `tf_bert_for_...` or `tf_bert_lm_head_model`) stores
+    # everything under its one main layer (`bert`); its canonical names, like the PyTorch base
+    # model's, have no prefix.
+    base_model = scopes <= {s for s in scopes if s.endswith("_model") and "_for_" not in s}
+    if len(layers) == 1 and base_model and not any("lm_head" in s for s in scopes):
+        prefix = layers[0] + "."
+        if all(name.startswith(prefix) for name in tensors):
+            tensors = {name[len(prefix) :]: value for name, value in tensors.items()}
     return tensors
 
 
@@ -81,11 +92,11 @@ def canonical_to_tf(name: str) -> tuple[str, bool]:
         out[0] = "nsp___cls" if len(out) > 1 and out[1] == "seq_relationship" else "mlm___cls"
     owner = out[-1] if out else ""
     transpose = False
-    if owner == "LayerNorm":
+    if is_norm_module(owner):
         leaf = {"weight": "gamma", "bias": "beta"}[leaf]
     elif owner == "word_embeddings" and leaf == "weight":
         leaf = "weight"  # the reference's word table is a bare `weight`
-    elif owner.endswith("embeddings") or owner.endswith("embedding"):
+    elif is_embedding_module(owner):
         leaf = "embeddings" if leaf == "weight" else leaf
     elif leaf == "weight":
         leaf, transpose = "kernel", True

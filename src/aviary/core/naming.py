@@ -114,3 +114,19 @@ def module_group(name: str) -> str:
     """
     parts = name.split(".")
     return ".".join(parts[:2]) if len(parts) > 2 else parts[0]
+
+
+_NORM_MODULE = re.compile(r"(LayerNorm|layer_norm|layernorm)", re.IGNORECASE)
+_EMBEDDING_MODULE = re.compile(r"(embeddings?|embed_tokens|embed_positions|shared)$")
+
+
+def is_norm_module(module: str) -> bool:
+    """Whether a canonical module name (`attention.output.LayerNorm`, `final_layer_norm`,
+    `layernorm_embedding`) is a layer normalisation; used when writing other layouts."""
+    return bool(_NORM_MODULE.search(module.rsplit(".", 1)[-1]))
+
+
+def is_embedding_module(module: str) -> bool:
+    """Whether a canonical module name is an embedding table (`word_embeddings`, `shared`, ...)."""
+    last = module.rsplit(".", 1)[-1]
+    return not is_norm_module(last) and bool(_EMBEDDING_MODULE.search(last))

@@ -26,10 +26,9 @@ from flax import traverse_util
 from aviary.conversion.checkpoint import (
     LoadReport,
     match_checkpoint,
-    read_checkpoint,
     write_checkpoint,
 )
-from aviary.conversion.flax_msgpack import FLAX_WEIGHTS_NAME, read_flax_msgpack
+from aviary.conversion.formats import read_model_weights
 from aviary.core import checks
 from aviary.core.configs import PretrainedConfig
 from aviary.core.naming import flax_to_canonical
@@ -405,10 +404,7 @@ class FlaxPreTrainedModel:
             config = cls.config_class.from_pretrained(folder, **config_overrides)
         elif config_overrides:
             config = config.copy(**config_overrides)
-        if (folder / FLAX_WEIGHTS_NAME).is_file():
-            tensors = read_flax_msgpack(folder / FLAX_WEIGHTS_NAME)
-        else:
-            tensors = read_checkpoint(folder, framework="np")
+        tensors, _ = read_model_weights(folder, "flax")
         model = cls(config, input_shape=input_shape, seed=seed, dtype=dtype, _do_init=False)
         report = model.load_checkpoint_tensors(
             tensors,

@@ -17,9 +17,9 @@ from torch.nn import functional as F
 from aviary.conversion.checkpoint import (
     LoadReport,
     match_checkpoint,
-    read_checkpoint,
     write_checkpoint,
 )
+from aviary.conversion.formats import numpy_to_torch, read_model_weights
 from aviary.core import checks
 from aviary.core.configs import PretrainedConfig
 from aviary.core.outputs import ModelOutput, output_class
@@ -318,7 +318,9 @@ class PreTrainedModel(nn.Module):
             config = cls.config_class.from_pretrained(folder, **config_overrides)
         elif config_overrides:
             config = config.copy(**config_overrides)
-        tensors = read_checkpoint(folder, framework="pt")
+        tensors, _ = read_model_weights(folder, "pt")
+        # tf_model.h5 and flax_model.msgpack are read as numpy arrays
+        tensors = {k: v if torch.is_tensor(v) else numpy_to_torch(v) for k, v in tensors.items()}
         model = cls(config, attn_implementation=attn_implementation)
         report = model.load_checkpoint_tensors(
             tensors,

@@ -21,15 +21,15 @@ import numpy as np
 import tensorflow as tf
 
 from aviary.conversion.checkpoint import (
+    CheckpointError,
     LoadReport,
-    find_weights,
     match_checkpoint,
-    read_checkpoint,
     write_checkpoint,
 )
-from aviary.conversion.tf_h5 import TF_WEIGHTS_NAME, read_tf_h5
+from aviary.conversion.formats import read_model_weights
 from aviary.core import checks
 from aviary.core.configs import PretrainedConfig
+from aviary.core.io import atomic_path
 from aviary.core.naming import tf_to_canonical
 from aviary.core.outputs import ModelOutput, output_class
 
@@ -488,12 +488,7 @@ class TFPreTrainedModel(keras.Model):
             config = cls.config_class.from_pretrained(folder, **config_overrides)
         elif config_overrides:
             config = config.copy(**config_overrides)
-        try:
-            tensors = read_checkpoint(find_weights(folder), framework="np")
-        except FileNotFoundError:
-            if not (folder / TF_WEIGHTS_NAME).is_file():
-                raise
-            tensors = read_tf_h5(folder / TF_WEIGHTS_NAME)
+        tensors, _ = read_model_weights(folder, "tf")
         model = cls(config)
         model.build_with_dummies()
         report = model.load_checkpoint_tensors(
@@ -562,3 +557,46 @@ def first_prediction(y_pred: Any) -> Any:
     if isinstance(y_pred, ModelOutput):
         return next(value for key, value in y_pred.items() if key != "loss")
     return y_pred
+
+
+# -- Keras `.keras` files as a checkpoint format (used by `aviary convert`) ----------------------
+
+
+def load_keras_model(path: str | os.PathLike) -> TFPreTrainedModel:
+    """Load a `.keras` file written from an aviary TF model (its classes register on import)."""
+    import aviary.tf.bert  # noqa: F401  (registers the serializable classes)
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as err:  # Keras raises many types for foreign or corrupt archives
+        raise CheckpointError(
+            f"{path} is not a readable .keras file of an aviary model: {err}"
+        ) from None
+    if not isinstance(model, TFPreTrainedModel):
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, not an aviary model")
+    return model
+
+
+def save_keras_model(
+    tensors: dict[str, np.ndarray], config: PretrainedConfig, path: str | os.PathLike
+) -> Path:
+    """Build the TF class `config.architectures` names, load `tensors` strictly, save `.keras`."""
+    import aviary.tf
+
+    architecture = (config.architectures or ["BertModel"])[0]
+    cls = getattr(aviary.tf, "TF" + architecture)
+    model = cls(config)
+    model.build_with_dummies()
+    model.load_checkpoint_tensors(tensors, strict=True, source="the converted weights")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        keras_tmp = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
+        try:
+            model.save(keras_tmp)
+            os.replace(keras_tmp, tmp)
+        finally:
+            keras_tmp.unlink(missing_ok=True)
+    return path

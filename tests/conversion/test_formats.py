@@ -1,0 +1,124 @@
+"""Every weights format: canonical -> format -> canonical is bit-identical for every golden case,
+and BERT goldens converted to each format load in each framework and reproduce their outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aviary.conversion.formats import FORMATS, cast_tensors, read_weights, write_weights
+from aviary.core.configs import load_config
+from conftest import GOLDEN_ATOL, GoldenCase, assert_close, golden_cases
+
+# The formats each family can be written in: `keras` needs the family's TF classes.
+FAMILY_FORMATS = {
+    "bert": ["safetensors", "pt", "tf", "flax", "keras"],
+    "big_bird": ["safetensors", "pt", "tf", "flax"],
+    "bigbird_pegasus": ["safetensors", "pt", "tf", "flax"],
+}
+NEEDS = {"pt": "torch", "tf": "h5py", "flax": "flax", "keras": "tensorflow"}
+
+
+def round_trip_cases():
+    for name in golden_cases(""):
+        if name == "tokenizers":
+            continue
+        family = load_config(GoldenCase(name).folder).model_type
+        for fmt in FAMILY_FORMATS[family]:
+            yield pytest.param(name, fmt, id=f"{name}-{fmt}")
+
+
+@pytest.mark.parametrize(("case", "fmt"), list(round_trip_cases()))
+def test_round_trip_is_bit_identical(case, fmt, tmp_path) -> None:
+    if fmt in NEEDS:
+        pytest.importorskip(NEEDS[fmt])
+    folder = GoldenCase(case).folder
+    config = load_config(folder)
+    original = read_weights(folder)
+    written = write_weights(original, tmp_path, fmt, config=config, max_shard_size="50KB")
+    assert written and all(p.exists() for p in written)
+    back = read_weights(tmp_path)
+    assert set(back) == set(original)
+    for name, value in original.items():
+        assert back[name].dtype == value.dtype, name
+        np.testing.assert_array_equal(back[name], value, err_msg=name)
+
+
+def test_sharded_pytorch_bin(tmp_path) -> None:
+    pytest.importorskip("torch")
+    folder = GoldenCase("bert-pretraining").folder
+    original = read_weights(folder)
+    written = write_weights(
+        original, tmp_path, "pt", config=load_config(folder), max_shard_size="20KB"
+    )
+    assert (tmp_path / "pytorch_model.bin.index.json") in written and len(written) > 3
+    back = read_weights(tmp_path)
+    assert all(np.array_equal(back[k], v) for k, v in original.items())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_dtype_conversion(dtype, tmp_path) -> None:
+    pytest.importorskip("torch")
+    folder = GoldenCase("bert-masked-lm").folder
+    original = read_weights(folder)
+    cast = cast_tensors(original, dtype)
+    assert {str(v.dtype) for v in cast.values()} == {dtype}
+    for fmt in ("safetensors", "pt"):
+        write_weights(cast, tmp_path / fmt, fmt, config=load_config(folder))
+        back = read_weights(tmp_path / fmt)
+        for name, value in cast.items():
+            assert str(back[name].dtype) == dtype
+            np.testing.assert_array_equal(back[name].astype(np.float32), value.astype(np.float32))
+    with pytest.raises(ValueError, match="dtype"):
+        cast_tensors(original, "int8")
+
+
+FRAMEWORK_NEEDS = {"pt": "torch", "tf": "tensorflow", "flax": "flax"}
+LABELS = {"labels", "next_sentence_label", "start_positions", "end_positions"}
+
+
+def framework_call(framework, case, folder):
+    from aviary.conversion import frameworks
+
+    model = frameworks.load(case.class_name, framework, folder)
+    inputs = {k: v for k, v in case.inputs.items() if k not in LABELS}
+    flags = {k: v for k, v in case.kwargs.items() if k != "use_cache" or framework != "flax"}
+    if framework == "pt":
+        import torch
+
+        with torch.no_grad():
+            return model(**{k: torch.from_numpy(v) for k, v in inputs.items()}, **flags)
+    if framework == "tf":
+        return model(inputs, **flags, training=False)
+    return model(**inputs, **flags)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pt", "tf", "flax"])
+@pytest.mark.parametrize("framework", ["pt", "tf", "flax"])
+@pytest.mark.parametrize("case", golden_cases("bert-"))
+def test_converted_bert_goldens_reproduce_in_every_framework(
+    case, framework, fmt, tmp_path
+) -> None:
+    pytest.importorskip(FRAMEWORK_NEEDS[framework])
+    if fmt in NEEDS:
+        pytest.importorskip(NEEDS[fmt])
+    golden = GoldenCase(case)
+    config = load_config(golden.folder)
+    write_weights(read_weights(golden.folder), tmp_path, fmt, config=config)
+    config.save_pretrained(tmp_path)
+    out = framework_call(framework, golden, tmp_path)
+    for name, expected in golden.expected_fields().items():
+        if name == "loss":
+            continue
+        actual = getattr(out, name)
+        if isinstance(expected, list):
+            for i, (a, e) in enumerate(zip(actual, expected)):
+                assert_close(np.asarray(a), e, GOLDEN_ATOL, f"{name}[{i}]")
+        else:
+            assert_close(np.asarray(actual), expected, GOLDEN_ATOL, name)
+
+
+def test_unknown_format_is_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown format"):
+        write_weights({}, tmp_path, "onnx", config=load_config(GoldenCase("bert-nsp").folder))
+    assert set(FORMATS) == {"safetensors", "pt", "tf", "flax", "keras"}
