@@ -1,8 +1,8 @@
 """Conversion cost: seconds and peak memory to convert a BERT-base-sized random checkpoint
 (110M parameters, 440 MB in fp32) between formats.
 
-Each conversion runs in a fresh process (`aviary convert`); its peak memory is the child's peak RSS
-(`ru_maxrss`) minus the RSS of a process that only imported what the conversion imports, so the
+Each conversion runs in a fresh process (`aviary convert`), once to import what it needs and once
+measured: its peak memory is the peak RSS of the measured run above the RSS it started from, so the
 number is what the conversion itself held. Target: peak ≤ 2.5× the checkpoint size (tensors are
 streamed, never held three times).
 
@@ -17,15 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-PROBE = """
-import resource, sys
-import aviary.commands.convert, aviary.conversion.formats, aviary.conversion.tf_h5
-import aviary.conversion.flax_msgpack, safetensors.numpy, h5py, msgpack, torch
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-"""
 
 
 def make_checkpoint(folder: Path) -> int:
@@ -79,29 +71,41 @@ def make_checkpoint(folder: Path) -> int:
     return (folder / "model.safetensors").stat().st_size
 
 
+# Runs the conversion twice in one process: the first run imports everything it needs; then the
+# peak-RSS mark is reset (Linux /proc/self/clear_refs) and the second run's peak is measured above
+# the RSS it started from.
 WRAPPER = """
-import resource, sys, runpy
-sys.argv = ["aviary", *sys.argv[1:]]
-try:
-    runpy.run_module("aviary", run_name="__main__")
-except SystemExit as exit:
-    if exit.code:
-        raise
-print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+import shutil, sys, time
+from aviary.cli import main
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+
+args, out = sys.argv[1:], sys.argv[3]  # convert SRC OUT ...
+assert main(args) == 0
+shutil.rmtree(out)
+with open("/proc/self/clear_refs", "w") as handle:
+    handle.write("5")
+start_rss = status("VmRSS:")
+start = time.perf_counter()
+assert main(args) == 0
+print("RESULT", time.perf_counter() - start, status("VmHWM:") - start_rss)
 """
 
 
 def measure(args: list[str]) -> tuple[float, int]:
+    """Seconds and peak extra memory (bytes) of one conversion, in a fresh process."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1"}
-    start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", WRAPPER, *args], capture_output=True, text=True, env=env
     )
-    seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(result.stderr[-3000:])
-    peak = [line for line in result.stderr.splitlines() if line.startswith("PEAK")][-1]
-    return seconds, int(peak.split()[1]) * 1024
+    line = [x for x in result.stdout.splitlines() if x.startswith("RESULT")][-1]
+    _, seconds, peak = line.split()
+    return float(seconds), int(peak)
 
 
 def main() -> None:
@@ -112,17 +116,9 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="aviary-bench-"))
     src = work / "safetensors"
     size = make_checkpoint(src)
-    baseline = (
-        int(
-            subprocess.run(
-                [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
-            ).stdout.split()[-1]
-        )
-        * 1024
-    )
-    print(f"checkpoint size {size / 1e6:.0f} MB; baseline process RSS {baseline / 1e6:.0f} MB")
+    print(f"checkpoint size {size / 1e6:.0f} MB")
     print()
-    print("| from | to | seconds | peak MB above baseline | peak / checkpoint size |")
+    print("| from | to | seconds | peak MB held by the conversion | peak / checkpoint size |")
     print("|---|---|---|---|---|")
     # canonical -> each format, then each format -> canonical
     steps = [("safetensors", src, fmt, work / fmt) for fmt in ("pt", "tf", "flax")]
@@ -134,7 +130,7 @@ def main() -> None:
         for _ in range(args.repeats):
             seconds, peak = measure(["convert", str(source), str(out), "--to", target, "--quiet"])
             best_seconds, best_peak = min(best_seconds, seconds), min(best_peak, peak)
-        extra = max(best_peak - baseline, 0)
+        extra = max(best_peak, 0)
         print(
             f"| {source_format} | {target} | {best_seconds:.2f} | {extra / 1e6:.0f} | "
             f"{extra / size:.2f}x |"
