@@ -24,6 +24,7 @@ import aviary.flax  # noqa: E402
 import aviary.pt  # noqa: E402
 import aviary.tf  # noqa: E402
 from aviary import BertConfig  # noqa: E402
+from aviary.conversion import frameworks  # noqa: E402
 from conftest import CROSS_FRAMEWORK_ATOL  # noqa: E402
 
 pytestmark = pytest.mark.cross
@@ -41,7 +42,6 @@ HEADS = [
 ]
 POSITION_TYPES = ["absolute", "relative_key", "relative_key_query"]
 PAIRS = [("pt", "tf"), ("pt", "flax"), ("tf", "flax")]
-FLAX_NAMES = {"BertLMHeadModel": "FlaxBertForCausalLM"}
 COMPARED = (
     "loss",
     "logits",
@@ -168,15 +168,8 @@ def run_tf(head, folder, inputs, train, flags):
     return collect(model(**{k: tf.constant(v) for k, v in inputs.items()}, **flags, training=train))
 
 
-def class_for(head: str, framework: str) -> str:
-    """The framework's class name for a PyTorch head name."""
-    if framework == "flax":
-        return FLAX_NAMES.get(head, "Flax" + head)
-    return {"pt": "", "tf": "TF"}[framework] + head
-
-
 def run_flax(head, folder, inputs, train, flags):
-    model = getattr(aviary.flax, class_for(head, "flax")).from_pretrained(folder)
+    model = frameworks.model_class(head, "flax").from_pretrained(folder)
     without_labels = {k: v for k, v in inputs.items() if k not in LABEL_KEYS}
     flags = {k: v for k, v in flags.items() if k != "use_cache"}  # a Flax cache is explicit
     rng = jax.random.PRNGKey(0) if train else None

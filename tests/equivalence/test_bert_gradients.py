@@ -11,11 +11,12 @@ torch = pytest.importorskip("torch")
 tf = pytest.importorskip("tensorflow")
 jax = pytest.importorskip("jax")
 
-from test_bert_equivalence import HEADS, checkpoint, class_for, make_inputs  # noqa: E402
+from test_bert_equivalence import HEADS, checkpoint, make_inputs  # noqa: E402
 
 import aviary.flax  # noqa: E402
 import aviary.pt  # noqa: E402
 import aviary.tf  # noqa: E402
+from aviary.conversion import frameworks  # noqa: E402
 from aviary.flax import modeling_utils as flax_losses  # noqa: E402
 
 pytestmark = pytest.mark.cross
@@ -70,7 +71,7 @@ def tf_gradients(head, folder, inputs):
 
 
 def flax_gradients(head, folder, inputs):
-    model = getattr(aviary.flax, class_for(head, "flax")).from_pretrained(folder)
+    model = frameworks.model_class(head, "flax").from_pretrained(folder)
     model_inputs = {
         k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "token_type_ids")
     }
@@ -116,7 +117,7 @@ def test_parameter_trees_map_to_the_same_canonical_names(head) -> None:
     pt_model = aviary.pt.__dict__[head].from_pretrained(folder)
     expected = {k: tuple(v.shape) for k, v in pt_model.checkpoint_state_dict().items()}
     tf_model = getattr(aviary.tf, "TF" + head).from_pretrained(folder)
-    flax_model = getattr(aviary.flax, class_for(head, "flax")).from_pretrained(folder)
+    flax_model = frameworks.model_class(head, "flax").from_pretrained(folder)
     for framework, tensors in (
         ("tf", tf_model.checkpoint_tensors()),
         ("flax", flax_model.checkpoint_tensors()),

@@ -11,6 +11,7 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
 import aviary.flax  # noqa: E402
+from aviary.conversion import frameworks  # noqa: E402
 from aviary.flax import modeling_utils as losses  # noqa: E402
 from conftest import (  # noqa: E402
     GOLDEN_ATOL,
@@ -22,13 +23,12 @@ from conftest import (  # noqa: E402
 
 pytestmark = pytest.mark.flax
 
-# The golden cases name the PyTorch classes; these two Flax names differ by more than the prefix.
-FLAX_CLASS = {"BertModel": "FlaxBertModel", "BertLMHeadModel": "FlaxBertForCausalLM"}
 LABEL_INPUTS = {"labels", "next_sentence_label", "start_positions", "end_positions"}
 
 
 def flax_class(case: GoldenCase):
-    return getattr(aviary.flax, FLAX_CLASS.get(case.class_name, "Flax" + case.class_name))
+    # The golden cases name the PyTorch classes; the library maps them to Flax names.
+    return frameworks.model_class(case.class_name, "flax")
 
 
 def model_inputs(case: GoldenCase) -> dict:

@@ -12,7 +12,7 @@ import importlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,23 +228,21 @@ def _nbytes(tensor: Any) -> int:
     return int(tensor.numel() * tensor.element_size())  # torch
 
 
-def write_checkpoint(
+def write_sharded(
     tensors: Mapping[str, Any],
-    folder: str | os.PathLike,
+    folder: Path,
     *,
-    framework: str = "np",
+    single_name: str,
+    shard_pattern: str,
+    index_name: str,
+    save_shard: Callable[[dict[str, Any], Path], None],
     max_shard_size: int | str | None = None,
-    metadata: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write `tensors` as `model.safetensors`, or as shards plus `model.safetensors.index.json`
-    when they exceed `max_shard_size`. Every file is written atomically. Returns the files written.
-    """
-    folder = Path(folder)
+    """Write `tensors` as one file `single_name`, or, above `max_shard_size`, as shards named by
+    `shard_pattern` (`{i}`, `{n}`) plus an `index_name` weight map, the reference's layout. Every
+    file is written atomically by `save_shard(shard, path)`; files an earlier save left that this
+    one would make inconsistent are removed. Returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
-    serializer = importlib.import_module(
-        "safetensors.torch" if framework == "pt" else f"safetensors.{_SAFE_MODULES[framework]}"
-    )
-    metadata = {"format": "pt", **(metadata or {})}
     limit = parse_size(max_shard_size) if max_shard_size is not None else None
     shards: list[dict[str, Any]] = [{}]
     size = 0
@@ -256,30 +254,61 @@ def write_checkpoint(
         shards[-1][name] = tensor
         size += nbytes
 
-    # Remove files of an earlier save that this one would leave inconsistent.
-    stale = [folder / SAFE_WEIGHTS_NAME, folder / SAFE_WEIGHTS_INDEX_NAME]
-    stale += list(folder.glob("model-*-of-*.safetensors"))
-
+    stale = [folder / single_name, folder / index_name]
+    stale += list(folder.glob(shard_pattern.format(i="*", n="*")))
     if len(shards) == 1:
-        names = [SAFE_WEIGHTS_NAME]
+        names = [single_name]
     else:
-        names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+        names = [
+            shard_pattern.format(i=f"{i + 1:05d}", n=f"{len(shards):05d}")
+            for i in range(len(shards))
+        ]
     written = []
     for name, shard in zip(names, shards):
         with atomic_path(folder / name) as tmp:
-            serializer.save_file(dict(shard), str(tmp), metadata=dict(metadata))
+            save_shard(shard, tmp)
         written.append(folder / name)
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(_nbytes(t) for t in tensors.values())},
             "weight_map": {t: n for n, shard in zip(names, shards) for t in shard},
         }
-        atomic_write_text(folder / SAFE_WEIGHTS_INDEX_NAME, json.dumps(index, indent=2) + "\n")
-        written.append(folder / SAFE_WEIGHTS_INDEX_NAME)
+        atomic_write_text(folder / index_name, json.dumps(index, indent=2) + "\n")
+        written.append(folder / index_name)
     for path in stale:
         if path not in written and path.exists():
             path.unlink()
     return written
+
+
+def write_checkpoint(
+    tensors: Mapping[str, Any],
+    folder: str | os.PathLike,
+    *,
+    framework: str = "np",
+    max_shard_size: int | str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write `tensors` as `model.safetensors`, or as shards plus `model.safetensors.index.json`
+    when they exceed `max_shard_size`. Every file is written atomically. Returns the files written.
+    """
+    serializer = importlib.import_module(
+        "safetensors.torch" if framework == "pt" else f"safetensors.{_SAFE_MODULES[framework]}"
+    )
+    metadata = {"format": "pt", **(metadata or {})}
+
+    def save_shard(shard: dict[str, Any], path: Path) -> None:
+        serializer.save_file(shard, str(path), metadata=dict(metadata))
+
+    return write_sharded(
+        tensors,
+        Path(folder),
+        single_name=SAFE_WEIGHTS_NAME,
+        shard_pattern="model-{i}-of-{n}.safetensors",
+        index_name=SAFE_WEIGHTS_INDEX_NAME,
+        save_shard=save_shard,
+        max_shard_size=max_shard_size,
+    )
 
 
 _SAFE_MODULES = {"np": "numpy", "tf": "tensorflow", "flax": "flax"}

@@ -148,29 +148,28 @@ def read_flax_msgpack(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: {err}") from None
 
 
+def _chunked(array: np.ndarray) -> dict[str, Any]:
+    """flax's form of an array above 1 GiB: its shape and flat chunks, as nested dicts."""
+    per_chunk = max(1, _MAX_CHUNK_BYTES // array.dtype.itemsize)
+    flat = array.reshape(-1)
+    return {
+        _CHUNKED: True,
+        "shape": {str(i): n for i, n in enumerate(array.shape)},
+        "chunks": {
+            str(i): flat[j : j + per_chunk] for i, j in enumerate(range(0, flat.size, per_chunk))
+        },
+    }
+
+
 def _pack_tree(packer: Any, handle: Any, tree: Mapping[str, Any]) -> None:
     """Write a nested dict one array at a time, so memory holds one tensor's bytes at most."""
     handle.write(packer.pack_map_header(len(tree)))
     for key, value in tree.items():
         handle.write(packer.pack(str(key)))
+        if isinstance(value, np.ndarray) and value.nbytes > _MAX_CHUNK_BYTES:
+            value = _chunked(value)
         if isinstance(value, Mapping):
             _pack_tree(packer, handle, value)
-        elif value.nbytes > _MAX_CHUNK_BYTES:
-            per_chunk = max(1, _MAX_CHUNK_BYTES // value.dtype.itemsize)
-            flat = value.reshape(-1)
-            chunks = [flat[i : i + per_chunk] for i in range(0, flat.size, per_chunk)]
-            chunked = {
-                _CHUNKED: True,
-                "shape": {str(i): n for i, n in enumerate(value.shape)},
-                "chunks": {str(i): c for i, c in enumerate(chunks)},
-            }
-            handle.write(packer.pack_map_header(len(chunked)))
-            for name, part in chunked.items():
-                handle.write(packer.pack(name))
-                if isinstance(part, dict) and name == "chunks":
-                    _pack_tree(packer, handle, part)
-                else:
-                    handle.write(packer.pack(part))
         else:
             handle.write(packer.pack(value))
 

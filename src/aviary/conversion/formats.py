@@ -14,7 +14,6 @@ Frameworks are imported only when their format is read or written.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,9 +31,9 @@ from aviary.conversion.checkpoint import (
     parse_size,
     read_checkpoint,
     write_checkpoint,
+    write_sharded,
 )
 from aviary.core.configs import PretrainedConfig
-from aviary.core.io import atomic_path, atomic_write_text
 
 TF_WEIGHTS_NAME = "tf_model.h5"
 FLAX_WEIGHTS_NAME = "flax_model.msgpack"
@@ -68,34 +67,15 @@ def _write_pytorch_bin(tensors, folder, max_shard_size, config) -> list[Path]:
     """`torch.save` of the state dict, sharded like the reference above `max_shard_size`."""
     import torch
 
-    folder.mkdir(parents=True, exist_ok=True)
-    shards: list[dict[str, Any]] = [{}]
-    size = 0
-    for name, value in tensors.items():
-        tensor = numpy_to_torch(value)
-        nbytes = tensor.numel() * tensor.element_size()
-        if max_shard_size is not None and shards[-1] and size + nbytes > max_shard_size:
-            shards.append({})
-            size = 0
-        shards[-1][name] = tensor
-        size += nbytes
-    if len(shards) == 1:
-        names = [PT_WEIGHTS_NAME]
-    else:
-        names = [f"pytorch_model-{i + 1:05d}-of-{len(shards):05d}.bin" for i in range(len(shards))]
-    written = []
-    for name, shard in zip(names, shards):
-        with atomic_path(folder / name) as tmp:
-            torch.save(shard, tmp)
-        written.append(folder / name)
-    if len(shards) > 1:
-        index = {
-            "metadata": {"total_size": sum(int(np.asarray(v).nbytes) for v in tensors.values())},
-            "weight_map": {t: n for n, shard in zip(names, shards) for t in shard},
-        }
-        atomic_write_text(folder / PT_WEIGHTS_INDEX_NAME, json.dumps(index, indent=2) + "\n")
-        written.append(folder / PT_WEIGHTS_INDEX_NAME)
-    return written
+    return write_sharded(
+        {name: numpy_to_torch(value) for name, value in tensors.items()},
+        folder,
+        single_name=PT_WEIGHTS_NAME,
+        shard_pattern="pytorch_model-{i}-of-{n}.bin",
+        index_name=PT_WEIGHTS_INDEX_NAME,
+        save_shard=torch.save,
+        max_shard_size=max_shard_size,
+    )
 
 
 def numpy_to_torch(value: np.ndarray):

@@ -99,12 +99,6 @@ def flax_to_canonical(path: Sequence[str]) -> CanonicalName:
     return CanonicalName(".".join([*out, leaf]), transpose)
 
 
-def strip_prefix(name: str, prefix: str) -> str | None:
-    """`name` without the `prefix.` scope, or None if it does not start with it."""
-    head = prefix + "."
-    return name[len(head) :] if name.startswith(head) else None
-
-
 def module_group(name: str) -> str:
     """The part of the model a canonical name belongs to, for load reports.
 

@@ -19,13 +19,6 @@ OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
         "attentions",
         "cross_attentions",
     ),
-    "BaseModelOutputWithPastAndCrossAttentions": (
-        "last_hidden_state",
-        "past_key_values",
-        "hidden_states",
-        "attentions",
-        "cross_attentions",
-    ),
     "BertForPreTrainingOutput": (
         "loss",
         "prediction_logits",

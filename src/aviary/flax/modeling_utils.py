@@ -98,9 +98,6 @@ def pytree_output_class(name: str) -> type[ModelOutput]:
 BaseModelOutputWithPoolingAndCrossAttentions = pytree_output_class(
     "BaseModelOutputWithPoolingAndCrossAttentions"
 )
-BaseModelOutputWithPastAndCrossAttentions = pytree_output_class(
-    "BaseModelOutputWithPastAndCrossAttentions"
-)
 CausalLMOutputWithCrossAttentions = pytree_output_class("CausalLMOutputWithCrossAttentions")
 MaskedLMOutput = pytree_output_class("MaskedLMOutput")
 NextSentencePredictorOutput = pytree_output_class("NextSentencePredictorOutput")

@@ -70,9 +70,6 @@ def get_activation(name_or_fn: Any):
 BaseModelOutputWithPoolingAndCrossAttentions = output_class(
     "BaseModelOutputWithPoolingAndCrossAttentions"
 )
-BaseModelOutputWithPastAndCrossAttentions = output_class(
-    "BaseModelOutputWithPastAndCrossAttentions"
-)
 CausalLMOutputWithCrossAttentions = output_class("CausalLMOutputWithCrossAttentions")
 MaskedLMOutput = output_class("MaskedLMOutput")
 NextSentencePredictorOutput = output_class("NextSentencePredictorOutput")
@@ -286,10 +283,6 @@ class PreTrainedModel(nn.Module):
                 target.copy_(tensors[ckpt_name].to(dtype=target.dtype))
         self.tie_weights()
         return report
-
-    def load_state_dict_strict(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Load a checkpoint dictionary with the same names, failing on any difference."""
-        self.load_checkpoint_tensors(tensors, strict=True)
 
     @classmethod
     def from_pretrained(
