@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,8 @@ def config_for(head: str, position_type: str) -> BertConfig:
 @functools.cache
 def checkpoint(head: str, position_type: str) -> Path:
     """Random weights for this head, written once in the canonical format."""
-    torch.manual_seed(hash((head, position_type)) % 2**31)
+    # A seed per case that is the same in every process (str hashes are salted per process).
+    torch.manual_seed(zlib.crc32(f"{head}-{position_type}".encode()))
     model = getattr(aviary.pt, head)(config_for(head, position_type))
     with torch.no_grad():  # non-trivial LayerNorm and bias values, so every tensor matters
         for name, param in model.named_parameters():

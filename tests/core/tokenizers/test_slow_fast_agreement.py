@@ -86,15 +86,21 @@ def test_sentencepiece_slow_and_fast_agree(slow, fast) -> None:
     # Literal special tokens that the reference fast tokenizers match only after normalisation
     # (BigBird's "<unk>"; Pegasus's "<unk>", "<mask_1>", "<mask_2>", "<unk_N>") are left out: spaces
     # before them can become a "▁" piece of their own, which the slow tokenizers never make. The
-    # golden case "<s> </s> <pad> <unk> ..." pins that difference down for both families.
+    # golden case "<s> </s> <pad> <unk> ..." pins that difference down for both families. The same
+    # holds for text that only becomes such a token under NFKC ("＜unk＞" in fullwidth forms): the
+    # fast tokenizers normalise before matching special tokens, the slow ones never match it.
     added = fast.backend_tokenizer.get_added_tokens_decoder().values()
     matched_after_normalisation = {token.content for token in added if token.normalized}
     literal_specials = [
         token for token in slow.all_special_tokens if token not in matched_after_normalisation
     ]
 
+    def no_normalised_special(text: str) -> bool:
+        normalised = unicodedata.normalize("NFKC", text)
+        return not any(token in normalised for token in matched_after_normalisation)
+
     @AGREEMENT
-    @given(with_special_tokens(literal_specials))
+    @given(with_special_tokens(literal_specials).filter(no_normalised_special))
     def check(text: str) -> None:
         ids = slow(text)["input_ids"]
         assert fast(text)["input_ids"] == ids
