@@ -6,11 +6,15 @@ peak-memory figure (the child's `ru_maxrss`) belongs to that configuration alone
 of `--repeats` forward passes after one warm-up, the child's peak RSS and its rise during the
 forwards, the FLOPs actually computed, the achieved GFLOP/s and the fp32 matmul GFLOP/s measured
 in the same child (2048 x 2048 x 2048). The machines are shared, so times are noisy: best of N.
+Peak memory is the child's peak RSS (VmHWM) during the timed forwards: the high-water mark is reset
+after the warm-up, so compiling a kernel does not count; "extra" is its rise over the RSS held
+before them (weights, libraries).
 
-Kinds: `block_sparse` (aviary's gather kernel + fused SDPA for the global rows),
-`full/sdpa` (`original_full` with the fused SDPA kernel, the default) and `full/eager`
-(`original_full` with matmul + softmax, which materialises the [heads, L, L] scores; it is skipped
-when its estimated memory exceeds `--max-gib`).
+Kinds: `sparse/flex` (`attn_implementation="flex_attention"`: one compiled FlexAttention call per
+layer; the warm-up compiles it), `sparse/gather` (the default block-sparse kernel: gathered key
+blocks + fused SDPA for the global rows), `full/sdpa` (`original_full` with the fused SDPA kernel,
+the default) and `full/eager` (`original_full` with matmul + softmax, as the reference computes it:
+it materialises the [heads, L, L] scores and is skipped when they would exceed `--max-gib`).
 
     python bench/big_bird.py [--lengths 1024 2048 4096 8192 16384] [--repeats 3] [--max-gib 8]
 """
@@ -26,12 +30,18 @@ import sys
 import time
 
 HIDDEN, HEADS, BLOCK, RANDOM, INTERMEDIATE, LAYERS, VOCAB = 768, 12, 64, 3, 3072, 2, 50358
-KINDS = ("block_sparse", "full/sdpa", "full/eager")
+KINDS = ("sparse/flex", "sparse/gather", "full/sdpa", "full/eager")
+IMPLEMENTATION = {
+    "sparse/flex": "flex_attention",
+    "sparse/gather": "sdpa",
+    "full/sdpa": "sdpa",
+    "full/eager": "eager",
+}
 
 
 def attention_flops(kind: str, length: int) -> float:
     """Multiply-adds x 2 of QK^T and PV in one layer, as computed (not as masked)."""
-    if kind == "block_sparse" and length > (5 + 2 * RANDOM) * BLOCK:
+    if kind.startswith("sparse") and length > (5 + 2 * RANDOM) * BLOCK:
         blocks = length // BLOCK
         # 2 global query blocks x all key blocks + (n-2) middle blocks x (5 + r) gathered blocks.
         key_blocks = 2 * blocks + (blocks - 2) * (5 + RANDOM)
@@ -49,10 +59,18 @@ def eager_scores_gib(length: int) -> float:
     return 2 * HEADS * length * length * 4 / 2**30
 
 
-def max_rss_mib() -> float:
-    import resource
+def rss_mib(field: str) -> float:
+    """`VmRSS` (now) or `VmHWM` (peak since the last reset) of this process, in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+def reset_peak_rss() -> None:
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # resets VmHWM to the current RSS (Linux)
 
 
 def child(kind: str, length: int, repeats: int) -> dict:
@@ -72,10 +90,10 @@ def child(kind: str, length: int, repeats: int) -> dict:
         max_position_embeddings=max(4096, length),
         block_size=BLOCK,
         num_random_blocks=RANDOM,
-        attention_type="block_sparse" if kind == "block_sparse" else "original_full",
+        attention_type="block_sparse" if kind.startswith("sparse") else "original_full",
     )
     torch.manual_seed(0)
-    model = BigBirdModel(config, attn_implementation="eager" if kind == "full/eager" else "sdpa")
+    model = BigBirdModel(config, attn_implementation=IMPLEMENTATION[kind])
     model.eval()
     input_ids = torch.randint(5, VOCAB, (1, length), generator=torch.Generator().manual_seed(0))
 
@@ -90,11 +108,12 @@ def child(kind: str, length: int, repeats: int) -> dict:
     left, right = torch.randn(2048, 2048), torch.randn(2048, 2048)
     torch.mm(left, right)
     matmul = 2 * 2048**3 / best(lambda: torch.mm(left, right)) / 1e9
-    before = max_rss_mib()
     with torch.inference_mode():
-        model(input_ids)  # warm-up
+        model(input_ids)  # warm-up (and compilation for sparse/flex)
+        reset_peak_rss()
+        before = rss_mib("VmRSS")
         seconds = best(lambda: model(input_ids))
-    peak = max_rss_mib()
+    peak = rss_mib("VmHWM")
     flops = model_flops(kind, length)
     return {
         "seconds": seconds,
@@ -157,26 +176,30 @@ def main() -> None:
             )
 
     print()
-    print("| tokens | sparse vs full/sdpa speed-up | sparse vs full/eager | sparse/full peak RSS |")
-    print("|---|---|---|---|")
+    print(
+        "| tokens | sparse kind | speed-up vs full/sdpa | vs full/eager "
+        "| peak RSS / full/sdpa's | / full/eager's |"
+    )
+    print("|---|---|---|---|---|---|")
     lengths = sorted(args.lengths)
     for length in lengths:
-        sparse = results.get(("block_sparse", length))
-        if not isinstance(sparse, dict):
-            continue
-        cells = []
-        for kind in ("full/sdpa", "full/eager"):
-            full = results.get((kind, length))
-            cells.append(
-                f"{full['seconds'] / sparse['seconds']:.2f}x" if isinstance(full, dict) else "-"
-            )
-        full = results.get(("full/sdpa", length))
-        memory = f"{sparse['peak_mib'] / full['peak_mib']:.2f}" if isinstance(full, dict) else "-"
-        print(f"| {length} | {cells[0]} | {cells[1]} | {memory} |")
-    for short, long in itertools.pairwise(lengths):
-        a, b = results.get(("block_sparse", short)), results.get(("block_sparse", long))
-        if isinstance(a, dict) and isinstance(b, dict):
-            print(f"block_sparse t({long})/t({short}) = {b['seconds'] / a['seconds']:.2f}")
+        for sparse_kind in ("sparse/flex", "sparse/gather"):
+            sparse = results.get((sparse_kind, length))
+            if not isinstance(sparse, dict):
+                continue
+            speed, memory = [], []
+            for kind in ("full/sdpa", "full/eager"):
+                full = results.get((kind, length))
+                ok = isinstance(full, dict)
+                speed.append(f"{full['seconds'] / sparse['seconds']:.2f}x" if ok else "-")
+                memory.append(f"{sparse['peak_mib'] / full['peak_mib']:.2f}" if ok else "-")
+            print(f"| {length} | {sparse_kind} | {' | '.join(speed)} | {' | '.join(memory)} |")
+    for sparse_kind in ("sparse/flex", "sparse/gather"):
+        for short, long in itertools.pairwise(lengths):
+            a, b = results.get((sparse_kind, short)), results.get((sparse_kind, long))
+            if isinstance(a, dict) and isinstance(b, dict):
+                ratio = b["seconds"] / a["seconds"]
+                print(f"{sparse_kind} t({long})/t({short}) = {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from aviary.core.block_sparse import BlockSparseWarning, dense_multiplicity, plan_attention  # noqa: E402
+from aviary.core.block_sparse import (  # noqa: E402
+    BlockSparseWarning,
+    block_multiplicity,
+    dense_multiplicity,
+    plan_attention,
+)
 from aviary.pt.big_bird_attention import BlockSparseIndices, block_sparse_attention  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -133,3 +138,67 @@ def test_gradients_flow_through_gathered_blocks():
         )[0]
 
     assert torch.autograd.gradcheck(attention, (q, k, v), eps=1e-6, atol=1e-5, fast_mode=True)
+
+
+# -- the FlexAttention kernel (attn_implementation="flex_attention") ---------------------------
+
+FLEX_CASES = [
+    # seq_len, block_size, random blocks, heads, policy, training: the eval plan (block 0 counted
+    # 1 + r times) and a seeded plan without duplicates, each with padding and a random mask.
+    (73, 8, 2, 3, "reference", False),
+    (100, 8, 2, 2, "fixed", False),
+]
+
+
+@pytest.mark.parametrize("seq_len, block_size, r, heads, policy, training", FLEX_CASES)
+def test_flex_kernel_matches_dense_oracle(seq_len, block_size, r, heads, policy, training):
+    from aviary.pt.big_bird_attention import flex_block_sparse_attention
+
+    rng = np.random.default_rng(seq_len)
+    plan = plan_attention(
+        seq_len,
+        block_size=block_size,
+        num_random_blocks=r,
+        num_heads=heads,
+        num_layers=1,
+        policy=policy,
+        training=training,
+        warn=False,
+    )
+    batch, head_dim, length = 2, 8, plan.padded_length
+    q, k, v = (rng.standard_normal((batch, heads, length, head_dim)) for _ in range(3))
+    keep = np.zeros((batch, length))
+    keep[:, :seq_len] = 1.0
+    keep[1, 1:seq_len] = rng.random(seq_len - 1) < 0.7
+    key_keep = torch.tensor(keep, dtype=torch.float32)
+    indices = BlockSparseIndices.from_plan(plan, torch.device("cpu"), torch.float32)
+    layout = indices.flex_layout(0, key_keep)
+    assert layout is not None
+    assert layout.first_block_bonus == pytest.approx(np.log(1 + r) if policy == "reference" else 0)
+    with torch.no_grad():
+        context = flex_block_sparse_attention(
+            *(torch.tensor(x, dtype=torch.float32) for x in (q, k, v)),
+            layout,
+            key_keep,
+            block_size,
+        )
+    for row in range(batch):
+        counts = dense_multiplicity(plan, 0, attention_mask=keep[row, :seq_len])
+        want_context, _ = oracle(q[row], k[row], v[row], counts, keep[row])
+        np.testing.assert_allclose(context[row].numpy(), want_context, atol=2e-5)
+
+
+def test_first_block_extra_count_accepts_only_the_eval_duplicate():
+    from aviary.pt.big_bird_attention import first_block_extra_count
+
+    def counts_of(**kwargs):
+        plan = plan_attention(num_heads=2, num_layers=1, warn=False, **kwargs)
+        return block_multiplicity(plan, 0)
+
+    assert first_block_extra_count(counts_of(seq_len=96, block_size=8, num_random_blocks=3)) == 3
+    fixed = counts_of(seq_len=96, block_size=8, num_random_blocks=3, policy="fixed")
+    assert first_block_extra_count(fixed) == 0
+    # A random block repeating a window block (a paper-era training plan can do that) is a
+    # duplicate a block mask cannot express.
+    fixed[1, 5, 5] += 1
+    assert first_block_extra_count(fixed) is None

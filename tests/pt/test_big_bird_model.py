@@ -291,3 +291,42 @@ def test_question_answering_loss_and_token_types_from_question_lengths() -> None
     torch.testing.assert_close(out.start_logits, typed.start_logits)
     assert out.pooler_output is None and torch.isfinite(out.loss)
     assert out.start_logits.shape == (2, 90)
+
+
+def test_flex_attention_kernel_gives_the_gather_kernels_numbers(monkeypatch) -> None:
+    """attn_implementation="flex_attention" runs the compiled FlexAttention kernel for
+    block-sparse inference (same outputs as the gather kernel, padding and a mask included) and
+    leaves training with gradients to the gather kernel (FlexAttention has no CPU backward)."""
+    import aviary.pt.big_bird as big_bird_module
+
+    calls = []
+    flex = big_bird_module.flex_block_sparse_attention
+    monkeypatch.setattr(
+        big_bird_module,
+        "flex_block_sparse_attention",
+        lambda *args, **kwargs: calls.append(1) or flex(*args, **kwargs),
+    )
+    torch.manual_seed(0)
+    gather = BigBirdForMaskedLM(tiny_config()).eval()
+    flexible = BigBirdForMaskedLM(tiny_config(), attn_implementation="flex_attention").eval()
+    flexible.load_state_dict(gather.state_dict())
+    input_ids = ids(2, 73)
+    mask = torch.ones(2, 73)
+    mask[1, 60:] = 0
+    with torch.no_grad():
+        want = gather(input_ids, attention_mask=mask).logits
+        got = flexible(input_ids, attention_mask=mask).logits
+    assert len(calls) == 2  # both layers
+    torch.testing.assert_close(got[mask.bool()], want[mask.bool()], rtol=0, atol=1e-5)
+
+    calls.clear()
+    gather.train()
+    flexible.train()
+    labels = input_ids.masked_fill(mask == 0, -100)
+    want_loss = gather(input_ids, attention_mask=mask, labels=labels).loss
+    got_loss = flexible(input_ids, attention_mask=mask, labels=labels).loss
+    got_loss.backward()
+    assert calls == []
+    torch.testing.assert_close(got_loss, want_loss, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="flex_attention"):
+        BigBirdModel(tiny_config(), attn_implementation="flash")

@@ -32,7 +32,11 @@ from aviary.core import checks
 from aviary.core.block_sparse import AttentionPlan, check_policy, plan_for_config
 from aviary.core.configs import ATTENTION_TYPES, BigBirdConfig
 from aviary.core.outputs import output_class
-from aviary.pt.big_bird_attention import BlockSparseIndices, block_sparse_attention
+from aviary.pt.big_bird_attention import (
+    BlockSparseIndices,
+    block_sparse_attention,
+    flex_block_sparse_attention,
+)
 from aviary.pt.modeling_utils import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
@@ -146,16 +150,28 @@ class BigBirdSelfAttention(nn.Module):
             indices, key_keep = block_sparse
             key = self.split_heads(self.key(hidden_states))
             value = self.split_heads(self.value(hidden_states))
-            context, probs = block_sparse_attention(
-                query,
-                key,
-                value,
-                indices.key_blocks[self.layer_index],
-                indices.slot_penalty,
-                key_keep,
-                indices.block_size,
-                output_probabilities=output_attentions,
-            )
+            layout = None
+            if self.attn_implementation == "flex_attention" and not output_attentions:
+                # FlexAttention has no backward on CPU: the gather kernel serves training there.
+                needs_backward = torch.is_grad_enabled() and query.requires_grad
+                if query.device.type != "cpu" or not needs_backward:
+                    layout = indices.flex_layout(self.layer_index, key_keep)
+            if layout is not None:
+                context = flex_block_sparse_attention(
+                    query, key, value, layout, key_keep, indices.block_size
+                )
+                probs = None
+            else:
+                context, probs = block_sparse_attention(
+                    query,
+                    key,
+                    value,
+                    indices.key_blocks[self.layer_index],
+                    indices.slot_penalty,
+                    key_keep,
+                    indices.block_size,
+                    output_probabilities=output_attentions,
+                )
             if head_mask is not None:
                 # The reference ignores head_mask here; aviary applies it (to the context, which
                 # is the same as to the probabilities).
@@ -443,6 +459,9 @@ class BigBirdPreTrainedModel(PreTrainedModel):
 
     config_class = BigBirdConfig
     base_model_prefix = "bert"
+    # "flex_attention": block-sparse calls run one compiled FlexAttention kernel (inference on
+    # CPU; the gather kernel serves training and output_attentions); full attention uses SDPA.
+    attn_implementations = ("sdpa", "eager", "flex_attention")
 
     def set_attention_type(self, attention_type: str) -> None:
         """Choose `"block_sparse"` or `"original_full"` attention for later calls (the config

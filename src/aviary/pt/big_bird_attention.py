@@ -16,6 +16,13 @@ Masking follows the reference: `-10000` is added to the scores of padding keys a
 plan marks invalid; the context of padding queries is multiplied by 0. There is no dropout on the
 attention probabilities in block-sparse mode (as the reference and the original code).
 
+`flex_block_sparse_attention` is the fast inference kernel (`attn_implementation="flex_attention"`):
+the same attention as one compiled FlexAttention call over a `BlockMask` listing every query
+block's key blocks, so no key or value block is copied and no score matrix is kept. A block mask
+cannot count a key block twice; the one duplicate the reference's plans make in eval (block 0,
+`1 + r` times in every non-global row) becomes `log(1 + r)` added to those scores, which is the same
+softmax. Plans with other duplicates (some training plans) use the gather kernel.
+
 Shapes: B batch · N heads · L padded tokens · D head dim · b block size · n = L / b blocks ·
 S = 5 + r key blocks per non-global query block.
 """
@@ -23,12 +30,13 @@ S = 5 + r key blocks per non-global query block.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
-from aviary.core.block_sparse import AttentionPlan
+from aviary.core.block_sparse import AttentionPlan, block_multiplicity
 
 # The reference's additive penalty for masked keys in block-sparse mode (full attention uses the
 # dtype's minimum instead). In float32, exp(score - 10000) is exactly 0 next to any kept key.
@@ -46,6 +54,9 @@ class BlockSparseIndices:
     plan: AttentionPlan
     key_blocks: torch.Tensor
     slot_penalty: torch.Tensor
+    # FlexAttention layouts of this forward, by the layer's plan rows (layers with the same rows,
+    # e.g. all of them in eval, share one).
+    _flex_layouts: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_plan(
@@ -61,6 +72,116 @@ class BlockSparseIndices:
     @property
     def block_size(self) -> int:
         return self.plan.block_size
+
+    def flex_layout(self, layer: int, key_keep: torch.Tensor) -> FlexLayout | None:
+        """The layer's `FlexLayout` for this forward's `key_keep` `[B, L]`, or None when its plan
+        counts a key block twice in a way a block mask plus `log(1 + r)` cannot say."""
+        rows = self.plan.key_blocks[layer].tobytes()
+        if rows not in self._flex_layouts:
+            self._flex_layouts[rows] = FlexLayout.build(self.plan, layer, key_keep)
+        return self._flex_layouts[rows]
+
+
+def first_block_extra_count(counts: np.ndarray) -> int | None:
+    """For a plan's block multiplicity `[N, n, n]`: how many extra times every non-global query
+    block counts key block 0, when that is the plan's only duplicate (0 when it has none);
+    None when the plan has any other duplicate."""
+    extra = counts - (counts > 0)  # [N, n, n]
+    first_block = extra[:, 1:-1, 0]  # [N, n-2]: the non-global rows' extra counts of block 0
+    elsewhere = extra.copy()
+    elsewhere[:, 1:-1, 0] = 0
+    if elsewhere.any() or first_block.min() != first_block.max():
+        return None
+    return int(first_block.flat[0])
+
+
+@dataclass(frozen=True, eq=False)
+class FlexLayout:
+    """One layer's block-sparse pattern as a FlexAttention `BlockMask` `[B, N, n, n]`.
+
+    Key blocks holding a masked key (padding) are "partial" blocks whose keys go through the mask;
+    the others are "full" blocks computed without it. `first_block_bonus` is `log(1 + extra)` for
+    scores of non-global queries against block 0 (0.0 when the plan counts it once).
+    """
+
+    block_mask: object  # torch.nn.attention.flex_attention.BlockMask
+    first_block_bonus: float
+
+    @classmethod
+    def build(cls, plan: AttentionPlan, layer: int, key_keep: torch.Tensor) -> FlexLayout | None:
+        from torch.nn.attention.flex_attention import BlockMask
+
+        counts = block_multiplicity(plan, layer)  # [N, n, n]
+        extra = first_block_extra_count(counts)
+        if extra is None:
+            return None
+        b, n, device = plan.block_size, plan.num_blocks, key_keep.device
+        batch = key_keep.shape[0]
+        present = torch.from_numpy(counts > 0).to(device)  # [N, n, n]
+        keep = key_keep.view(batch, n, b) != 0  # [B, n, b]
+        whole = keep.all(dim=-1)[:, None, None, :]  # [B, 1, 1, n]: block without masked keys
+        partial, full = present & ~whole, present & whole  # [B, N, n, n]
+
+        def block_lists(member: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            # Count and ids of the member key blocks of each (example, head, query block),
+            # members first: a stable sort of "not a member".
+            number = member.sum(dim=-1, dtype=torch.int32)  # [B, N, n]
+            ids = torch.argsort((~member).to(torch.int8), dim=-1, stable=True)  # [B, N, n, n]
+            return number, ids.to(torch.int32)
+
+        key_keep_flags = keep.view(batch, n * b)  # [B, L]
+
+        def keep_keys(example, head, query, key):
+            return key_keep_flags[example, key]
+
+        block_mask = BlockMask.from_kv_blocks(
+            *block_lists(partial),
+            *block_lists(full),
+            BLOCK_SIZE=b,
+            mask_mod=keep_keys,
+            seq_lengths=(n * b, n * b),
+        )
+        return cls(block_mask, math.log(1 + extra))
+
+
+_compiled_flex_attention = None
+
+
+def flex_block_sparse_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    layout: FlexLayout,
+    key_keep: torch.Tensor,
+    block_size: int,
+) -> torch.Tensor:
+    """`block_sparse_attention`'s context `[B, N, L, D]` from one compiled FlexAttention call.
+
+    query, key, value: `[B, N, L, D]`; key_keep: `[B, L]`. Inference only on CPU (FlexAttention has
+    no CPU backward); the first call at a new shape compiles (seconds).
+    """
+    global _compiled_flex_attention
+    if _compiled_flex_attention is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _compiled_flex_attention = torch.compile(flex_attention)
+    length = query.shape[2]
+    bonus, b = layout.first_block_bonus, block_size
+
+    def count_first_block(score, example, head, query_index, key_index):
+        # Non-global queries (not in blocks 0 and n-1) count key block 0 `1 + extra` times.
+        repeated = (key_index < b) & (query_index >= b) & (query_index < length - b)
+        return torch.where(repeated, score + bonus, score)
+
+    context = _compiled_flex_attention(
+        query,
+        key,
+        value,
+        score_mod=count_first_block if bonus else None,
+        block_mask=layout.block_mask,
+        scale=1.0 / math.sqrt(query.shape[-1]),
+    )
+    return context * key_keep.to(context.dtype)[:, None, :, None]  # padding queries give 0
 
 
 def _global_rows(

@@ -24,9 +24,6 @@ from aviary.core import checks
 from aviary.core.configs import PretrainedConfig
 from aviary.core.outputs import ModelOutput, output_class
 
-ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
-
-
 # -- activations ---------------------------------------------------------------------------------
 
 
@@ -153,6 +150,8 @@ class PreTrainedModel(nn.Module):
     base_model_prefix: ClassVar[str] = ""
     tied_weights: ClassVar[tuple[tuple[str, str], ...]] = ()
     supports_gradient_checkpointing: ClassVar[bool] = True
+    # Attention kernels a model family offers; the first is the default.
+    attn_implementations: ClassVar[tuple[str, ...]] = ("sdpa", "eager")
 
     def __init__(self, config: PretrainedConfig, attn_implementation: str | None = None) -> None:
         super().__init__()
@@ -173,7 +172,9 @@ class PreTrainedModel(nn.Module):
         """Initialise every weight from the config's initializer range, tie, pick attention."""
         self.apply(self._init_weights)
         self.tie_weights()
-        self.set_attn_implementation(self._requested_attn_implementation or "sdpa")
+        self.set_attn_implementation(
+            self._requested_attn_implementation or self.attn_implementations[0]
+        )
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -207,10 +208,13 @@ class PreTrainedModel(nn.Module):
         return self.get_submodule(module_name), attr
 
     def set_attn_implementation(self, name: str) -> None:
-        """Choose `"sdpa"` (fused kernel; default) or `"eager"` attention for every layer."""
-        if name not in ATTN_IMPLEMENTATIONS:
+        """Choose the attention kernel of every layer: `"sdpa"` (fused kernel; default) or
+        `"eager"` (matmul + softmax, the reference's arithmetic); BigBird adds
+        `"flex_attention"`."""
+        if name not in self.attn_implementations:
             raise ValueError(
-                f"attn_implementation={name!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}"
+                f"attn_implementation={name!r} is not one of "
+                f"{', '.join(self.attn_implementations)} for {type(self).__name__}"
             )
         self.attn_implementation = name
         for module in self.modules():
