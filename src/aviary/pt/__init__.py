@@ -26,6 +26,15 @@ from aviary.pt.big_bird import (
     BigBirdModel,
     BigBirdPreTrainedModel,
 )
+from aviary.pt.big_bird_pegasus import (
+    BigBirdPegasusForCausalLM,
+    BigBirdPegasusForConditionalGeneration,
+    BigBirdPegasusForQuestionAnswering,
+    BigBirdPegasusForSequenceClassification,
+    BigBirdPegasusModel,
+    BigBirdPegasusPreTrainedModel,
+)
+from aviary.pt.generation import GenerationMixin
 from aviary.pt.modeling_utils import PreTrainedModel
 
 __all__ = [
@@ -50,6 +59,13 @@ __all__ = [
     "BigBirdForSequenceClassification",
     "BigBirdForTokenClassification",
     "BigBirdModel",
+    "BigBirdPegasusForCausalLM",
+    "BigBirdPegasusForConditionalGeneration",
+    "BigBirdPegasusForQuestionAnswering",
+    "BigBirdPegasusForSequenceClassification",
+    "BigBirdPegasusModel",
+    "BigBirdPegasusPreTrainedModel",
     "BigBirdPreTrainedModel",
+    "GenerationMixin",
     "PreTrainedModel",
 ]

@@ -1,0 +1,389 @@
+"""Framework-neutral pieces of text generation: the generation settings and beam bookkeeping.
+
+Every framework's `generate` runs the model and picks tokens with its own tensors; what is decided
+outside the model lives here, once, in numpy:
+
+* `GenerationConfig`: the generation settings (`max_length`, `num_beams`, token ids, ...), built
+  from a model config the way the reference does (a model config's generation keys, such as the
+  hub's `num_beams=5, length_penalty=0.8`, become the defaults) or read from
+  `generation_config.json`; `GenerationConfig.resolve` applies the arguments of one `generate`
+  call and checks them.
+* `BeamSearchScorer`: the reference's beam search bookkeeping. Each step it receives the best
+  `2 * num_beams` continuations of every example (scores, token ids, source beams), files the ones
+  that end in an end-of-sequence token as finished hypotheses and returns the `num_beams` beams to
+  continue; at the end it picks the best hypotheses and pads them into one array.
+
+Beam scores are summed log-probabilities; a finished hypothesis is ranked by
+`score / generated_length ** length_penalty`, where the generated length counts the tokens after
+the prompt (the decoder start token, for encoder-decoders), the end-of-sequence token included.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aviary.core.io import atomic_write_text
+
+GENERATION_CONFIG_NAME = "generation_config.json"
+
+# The settings `generate` understands, with the reference's defaults.
+GENERATION_DEFAULTS: dict[str, Any] = {
+    "max_length": 20,
+    "max_new_tokens": None,
+    "min_length": 0,
+    "num_beams": 1,
+    "num_return_sequences": 1,
+    "length_penalty": 1.0,
+    "early_stopping": False,
+    "do_sample": False,
+    "use_cache": True,
+    "bos_token_id": None,
+    "eos_token_id": None,
+    "pad_token_id": None,
+    "decoder_start_token_id": None,
+}
+
+# Settings of the reference that change its output and that aviary does not implement, with their
+# neutral values. A config that sets one of them otherwise gets a warning: its output may differ.
+UNSUPPORTED_SETTINGS: dict[str, Any] = {
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "repetition_penalty": 1.0,
+    "bad_words_ids": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "num_beam_groups": 1,
+    "diversity_penalty": 0.0,
+    "min_new_tokens": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+}
+
+EARLY_STOPPING_VALUES = (True, False, "never")
+
+
+class GenerationConfig:
+    """The settings of `generate` (see `GENERATION_DEFAULTS`); unknown keys are kept."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        for name, default in GENERATION_DEFAULTS.items():
+            setattr(self, name, copy.deepcopy(kwargs.pop(name, default)))
+        self._extra_keys = sorted(kwargs)
+        for name, value in kwargs.items():
+            setattr(self, name, value)
+
+    @classmethod
+    def from_model_config(cls, config: object) -> GenerationConfig:
+        """The reference's defaults for a model: every generation key the model config carries
+        (token ids, and e.g. `num_beams`, `length_penalty`, `max_length` on hub configs)."""
+        names = (*GENERATION_DEFAULTS, *UNSUPPORTED_SETTINGS)
+        found = {}
+        for name in names:
+            value = getattr(config, name, None)
+            if value is not None:
+                found[name] = value
+        return cls(**found)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: copy.deepcopy(getattr(self, name)) for name in GENERATION_DEFAULTS}
+        out.update({name: copy.deepcopy(getattr(self, name)) for name in self._extra_keys})
+        return dict(sorted(out.items()))
+
+    def copy(self, **overrides: Any) -> GenerationConfig:
+        """A new config with `overrides` replacing some values."""
+        return type(self)(**{**self.to_dict(), **overrides})
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> GenerationConfig:
+        """Read `folder/generation_config.json`."""
+        path = Path(folder)
+        if path.is_dir():
+            path = path / GENERATION_CONFIG_NAME
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} does not hold a JSON object")
+        data.pop("transformers_version", None)
+        data.pop("_from_model_config", None)
+        return cls(**data)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write `folder/generation_config.json` atomically; returns its path."""
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        target = path / GENERATION_CONFIG_NAME
+        atomic_write_text(target, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return target
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"GenerationConfig {json.dumps(self.to_dict(), sort_keys=True)}"
+
+    # -- one call -------------------------------------------------------------------------------
+    @property
+    def eos_token_ids(self) -> tuple[int, ...]:
+        """`eos_token_id` as a tuple (the reference accepts one id or a list)."""
+        eos = self.eos_token_id
+        if eos is None:
+            return ()
+        return tuple(int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]))
+
+    def resolve(self, **call_arguments: Any) -> GenerationConfig:
+        """The settings of one `generate` call: the arguments that are not None replace this
+        config's values; the result is checked (clear `ValueError`s) and a missing
+        `pad_token_id` becomes the first end-of-sequence id, as in the reference."""
+        unknown = set(call_arguments) - set(GENERATION_DEFAULTS)
+        if unknown:
+            raise TypeError(f"generate() got unknown settings: {', '.join(sorted(unknown))}")
+        gen = self.copy(**{k: v for k, v in call_arguments.items() if v is not None})
+        gen._check()
+        if gen.pad_token_id is None and gen.eos_token_ids:
+            gen.pad_token_id = gen.eos_token_ids[0]
+        return gen
+
+    def _check(self) -> None:
+        if self.do_sample:
+            raise ValueError("sampling (do_sample=True) is not implemented; use greedy or beams")
+        for name in ("num_beams", "num_return_sequences", "max_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_new_tokens is not None and (
+            isinstance(self.max_new_tokens, bool)
+            or not isinstance(self.max_new_tokens, int)
+            or self.max_new_tokens < 1
+        ):
+            raise ValueError(
+                f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}"
+            )
+        if self.num_return_sequences > self.num_beams:
+            raise ValueError(
+                f"num_return_sequences={self.num_return_sequences} is more than "
+                f"num_beams={self.num_beams}: beam search returns at most num_beams sequences"
+            )
+        if self.early_stopping not in EARLY_STOPPING_VALUES:
+            raise ValueError(
+                f"early_stopping must be True, False or 'never', got {self.early_stopping!r}"
+            )
+        if not isinstance(self.length_penalty, (int, float)):
+            raise ValueError(f"length_penalty must be a number, got {self.length_penalty!r}")
+        for name, neutral in UNSUPPORTED_SETTINGS.items():
+            value = getattr(self, name, neutral)
+            if value is not None and value != neutral:
+                warnings.warn(
+                    f"generation setting {name}={value!r} is not implemented by aviary and is "
+                    "ignored; outputs may differ from the reference",
+                    stacklevel=4,
+                )
+
+    def max_length_for(self, prompt_length: int) -> int:
+        """Total length (prompt included) at which generation stops: `prompt + max_new_tokens`
+        when `max_new_tokens` is set (it wins over `max_length`), else `max_length`."""
+        if self.max_new_tokens is not None:
+            return prompt_length + self.max_new_tokens
+        if self.max_length <= prompt_length:
+            raise ValueError(
+                f"max_length={self.max_length} leaves no room to generate after a prompt of "
+                f"{prompt_length} tokens; raise max_length or pass max_new_tokens"
+            )
+        return self.max_length
+
+
+# ------------------------------------------------------------------------------------------------
+# Beam search bookkeeping
+
+
+class BeamHypotheses:
+    """The best `num_beams` finished hypotheses of one example, each ranked by
+    `sum of log-probabilities / generated_length ** length_penalty`."""
+
+    def __init__(
+        self,
+        num_beams: int,
+        length_penalty: float,
+        early_stopping: bool | str,
+        max_length: int | None = None,
+    ) -> None:
+        self.num_beams = num_beams
+        self.length_penalty = length_penalty
+        self.early_stopping = early_stopping
+        self.max_length = max_length
+        self.beams: list[tuple[float, np.ndarray]] = []
+        self.worst_score = 1e9
+
+    def __len__(self) -> int:
+        return len(self.beams)
+
+    def add(self, tokens: np.ndarray, sum_logprobs: float, generated_length: int) -> None:
+        """File a hypothesis if it is among the best `num_beams` so far."""
+        score = sum_logprobs / (generated_length**self.length_penalty)
+        if len(self) < self.num_beams or score > self.worst_score:
+            self.beams.append((score, tokens))
+            if len(self) > self.num_beams:
+                ranked = sorted((s, i) for i, (s, _) in enumerate(self.beams))
+                del self.beams[ranked[0][1]]
+                self.worst_score = ranked[1][0]
+            else:
+                self.worst_score = min(score, self.worst_score)
+
+    def is_done(self, best_sum_logprobs: float, cur_len: int, decoder_prompt_len: int) -> bool:
+        """Whether no running beam can still beat the worst kept hypothesis (for
+        `early_stopping=False` a heuristic at the current length, as the reference)."""
+        if len(self) < self.num_beams:
+            return False
+        if self.early_stopping is True:
+            return True
+        if self.early_stopping is False or self.length_penalty <= 0.0:
+            best_length = cur_len - decoder_prompt_len
+        else:  # "never": the best score a beam could reach at the longest length
+            best_length = self.max_length - decoder_prompt_len
+        return self.worst_score >= best_sum_logprobs / best_length**self.length_penalty
+
+
+class BeamSearchScorer:
+    """Beam search over a batch: `process` once per generated token, `finalize` at the end.
+
+    Arrays are numpy; beams of example `e` are rows `e * num_beams .. e * num_beams + K - 1`
+    (K = `num_beams`) of the flattened `[batch * K, ...]` arrays.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        num_beams: int,
+        length_penalty: float = 1.0,
+        early_stopping: bool | str = False,
+        num_beam_hyps_to_keep: int = 1,
+        max_length: int | None = None,
+    ) -> None:
+        if num_beams < 2:
+            raise ValueError(f"beam search needs num_beams >= 2, got {num_beams} (use greedy)")
+        self.num_beams = num_beams
+        self.num_beam_hyps_to_keep = num_beam_hyps_to_keep
+        self.hypotheses = [
+            BeamHypotheses(num_beams, length_penalty, early_stopping, max_length)
+            for _ in range(batch_size)
+        ]
+        self.done = np.zeros(batch_size, dtype=bool)
+
+    @property
+    def is_done(self) -> bool:
+        return bool(self.done.all())
+
+    def initial_beam_scores(self) -> np.ndarray:
+        """`float32 [batch * K]`: 0 for the first beam of each example, -1e9 for the others, so
+        that the first step does not pick the same token from K identical beams."""
+        scores = np.zeros((len(self.hypotheses), self.num_beams), dtype=np.float32)
+        scores[:, 1:] = -1e9
+        return scores.reshape(-1)
+
+    def process(
+        self,
+        input_ids: np.ndarray,
+        next_scores: np.ndarray,
+        next_tokens: np.ndarray,
+        next_indices: np.ndarray,
+        eos_token_ids: tuple[int, ...],
+        pad_token_id: int | None,
+        decoder_prompt_len: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One step.
+
+        input_ids: `[batch * K, cur_len]`, the running beams; next_scores / next_tokens /
+        next_indices: `[batch, 2K]`, the best continuations of each example, best first (summed
+        log-probabilities, token ids, beam within the example). Returns the beams to continue as
+        `[batch * K]` arrays: scores (float32), token ids and source rows of `input_ids`.
+        """
+        batch_size = len(self.hypotheses)
+        k = self.num_beams
+        cur_len = input_ids.shape[-1] + 1  # the length the scores were computed for
+        beam_scores = np.zeros((batch_size, k), dtype=np.float32)
+        beam_tokens = np.zeros((batch_size, k), dtype=np.int64)
+        beam_rows = np.zeros((batch_size, k), dtype=np.int64)
+        for example, hypotheses in enumerate(self.hypotheses):
+            if self.done[example]:
+                # A finished example keeps running on padding (its output is already decided).
+                beam_tokens[example] = pad_token_id if pad_token_id is not None else 0
+                beam_rows[example] = example * k
+                continue
+            beam = 0
+            for rank, (token, score, source) in enumerate(
+                zip(next_tokens[example], next_scores[example], next_indices[example])
+            ):
+                row = example * k + int(source)
+                if int(token) in eos_token_ids:
+                    # Only a continuation among the K best may finish a hypothesis.
+                    if rank >= k:
+                        continue
+                    hypotheses.add(
+                        input_ids[row].copy(), float(score), cur_len - decoder_prompt_len
+                    )
+                else:
+                    beam_scores[example, beam] = score
+                    beam_tokens[example, beam] = token
+                    beam_rows[example, beam] = row
+                    beam += 1
+                if beam == k:
+                    break
+            if beam < k:
+                raise ValueError(
+                    f"at most {2 * k - beam} of the {2 * k} best continuations may end the "
+                    "sequence; pass more candidates per example"
+                )
+            self.done[example] = self.done[example] or hypotheses.is_done(
+                float(np.max(next_scores[example])), cur_len, decoder_prompt_len
+            )
+        return beam_scores.reshape(-1), beam_tokens.reshape(-1), beam_rows.reshape(-1)
+
+    def finalize(
+        self,
+        input_ids: np.ndarray,
+        final_beam_scores: np.ndarray,
+        max_length: int,
+        eos_token_ids: tuple[int, ...],
+        pad_token_id: int | None,
+        decoder_prompt_len: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best `num_beam_hyps_to_keep` hypotheses of each example.
+
+        Beams still running are filed as hypotheses first. Returns `int64 [batch * keep, L]`
+        sequences (shorter ones get an end-of-sequence token, then padding) and their scores.
+        """
+        k = self.num_beams
+        for example, hypotheses in enumerate(self.hypotheses):
+            if self.done[example]:
+                continue
+            for beam in range(k):
+                row = example * k + beam
+                hypotheses.add(
+                    input_ids[row].copy(),
+                    float(final_beam_scores[row]),
+                    input_ids.shape[-1] - decoder_prompt_len,
+                )
+        best: list[np.ndarray] = []
+        best_scores: list[float] = []
+        for hypotheses in self.hypotheses:
+            ranked = sorted(hypotheses.beams, key=lambda beam: beam[0])
+            for _ in range(self.num_beam_hyps_to_keep):
+                score, tokens = ranked.pop()
+                best.append(tokens)
+                best_scores.append(score)
+        lengths = [len(tokens) for tokens in best]
+        out_length = min(max(lengths) + 1, max_length)
+        fill = pad_token_id if pad_token_id is not None else 0
+        sequences = np.full((len(best), out_length), fill, dtype=np.int64)
+        for i, tokens in enumerate(best):
+            sequences[i, : len(tokens)] = tokens
+            if len(tokens) < out_length:
+                if not eos_token_ids:
+                    raise ValueError("a hypothesis ended early without an end-of-sequence token")
+                sequences[i, len(tokens)] = eos_token_ids[0]
+        return sequences, np.asarray(best_scores, dtype=np.float32)
