@@ -564,7 +564,9 @@ def first_prediction(y_pred: Any) -> Any:
 
 def load_keras_model(path: str | os.PathLike) -> TFPreTrainedModel:
     """Load a `.keras` file written from an aviary TF model (its classes register on import)."""
-    import aviary.tf.bert  # noqa: F401  (registers the serializable classes)
+    # Importing the model modules registers their serializable classes.
+    import aviary.tf.bert
+    import aviary.tf.big_bird  # noqa: F401
 
     path = Path(path)
     if not path.is_file():

@@ -1,0 +1,216 @@
+"""BigBird block-sparse attention in TensorFlow: a few large batched tensor operations over a plan.
+
+The plan (`aviary.core.block_sparse.AttentionPlan`) says which key blocks every query block
+attends. This module turns it into tensors once per call (`BlockSparseIndices`) and computes
+attention from them:
+
+* the two global query blocks (`0` and `n-1`) attend every key: one matmul + softmax;
+* the `n-2` other query blocks attend `5 + r` key blocks each, in the plan's slot order
+  `[0 | q-1, q, q+1 | r random | n-1]`: one `tf.gather` gathers those key and value blocks for
+  every (head, query block) at once, one batched matmul gives the scores, one softmax runs over the
+  concatenated band, one batched matmul gives the context. A key block listed twice (the
+  reference's eval plan lists block 0 `1 + r` times) is counted twice, as in the reference.
+
+Masking follows the reference: `-10000` is added to the scores of padding keys and of the slots the
+plan marks invalid; the context of padding queries is multiplied by 0. There is no dropout on the
+attention probabilities in block-sparse mode (as the reference and the original code).
+
+The plan depends only on static shapes and the policy, so its index arrays enter a `tf.function`
+(and XLA) as constants. The batch dimension may be dynamic; `L` must be known while tracing.
+Parallel text of `aviary.pt.big_bird_attention`.
+
+Shapes: B batch · N heads · L padded tokens · D head dim · b block size · n = L / b blocks ·
+S = 5 + r key blocks per non-global query block.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from aviary.core.block_sparse import AttentionPlan
+from aviary.tf.modeling_utils import shape_list
+
+# The reference's additive penalty for masked keys in block-sparse mode (full attention uses the
+# dtype's minimum instead). In float32, exp(score - 10000) is exactly 0 next to any kept key.
+MASK_PENALTY = -10000.0
+
+
+@dataclass(frozen=True, eq=False)
+class BlockSparseIndices:
+    """One call's plan as tensors, shared by every layer.
+
+    `key_blocks`: int32 `[layers, N, n-2, S]`, the key block of every slot;
+    `slot_penalty`: `[n-2, S]`, `MASK_PENALTY` on the slots the plan marks invalid, else 0.
+    """
+
+    plan: AttentionPlan
+    key_blocks: tf.Tensor
+    slot_penalty: tf.Tensor
+
+    @classmethod
+    def from_plan(
+        cls, plan: AttentionPlan, dtype: tf.DType, key_blocks: tf.Tensor | None = None
+    ) -> BlockSparseIndices:
+        """The plan's arrays as constants; `key_blocks` replaces the plan's own when the random
+        blocks are drawn at run time (the "resample" policy inside a `tf.function`)."""
+        if not plan.use_block_sparse:
+            raise ValueError("a full-attention plan has no blocks")
+        if key_blocks is None:
+            key_blocks = tf.constant(plan.key_blocks, dtype=tf.int32)
+        valid = tf.constant(plan.key_block_valid)
+        slot_penalty = tf.cast(tf.logical_not(valid), dtype) * MASK_PENALTY
+        return cls(plan, key_blocks, slot_penalty)
+
+    @property
+    def block_size(self) -> int:
+        return self.plan.block_size
+
+
+def _softmax(scores: tf.Tensor) -> tf.Tensor:
+    # At least float32: under mixed precision a float16 softmax loses the small weights.
+    if scores.dtype.size >= 4:
+        return tf.nn.softmax(scores, axis=-1)
+    return tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32), axis=-1), scores.dtype)
+
+
+def _global_rows(
+    global_query: tf.Tensor,
+    key: tf.Tensor,
+    value: tf.Tensor,
+    key_penalty: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Query blocks 0 and n-1 against every key. `global_query` is `[B, N, 2b, D]`, already
+    scaled; `key_penalty` is `[B, 1, 1, L]`. Returns the context `[B, N, 2b, D]` and the
+    probabilities `[B, N, 2b, L]` (TF has no fused kernel that would skip them; unused
+    probabilities are pruned from a graph)."""
+    scores = tf.matmul(global_query, key, transpose_b=True) + key_penalty  # [B, N, 2b, L]
+    probabilities = _softmax(scores)
+    return tf.matmul(probabilities, value), probabilities
+
+
+def block_sparse_attention(
+    query: tf.Tensor,
+    key: tf.Tensor,
+    value: tf.Tensor,
+    key_blocks: tf.Tensor,
+    slot_penalty: tf.Tensor,
+    key_keep: tf.Tensor,
+    block_size: int,
+    output_probabilities: bool = False,
+) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """BigBird-ITC attention of one layer.
+
+    query, key, value: `[B, N, L, D]` with `L` a multiple of `block_size`;
+    key_blocks: int32 `[N, n-2, S]` (one layer of `BlockSparseIndices.key_blocks`);
+    slot_penalty: `[n-2, S]`; key_keep: `[B, L]`, 1 where a token may be attended.
+
+    Returns the context `[B, N, L, D]` (rows of queries with `key_keep == 0` are 0) and, with
+    `output_probabilities`, the dense `[B, N, L, L]` probabilities that were applied (a key block
+    counted twice gets the sum of its two probabilities, so every row sums to 1).
+    """
+    batch, heads, length, head_dim = shape_list(query)
+    b = block_size
+    if not isinstance(length, int):
+        raise ValueError(
+            "block-sparse attention needs the sequence length while tracing; give the input a "
+            "static length (for example tf.TensorSpec([None, 4096], tf.int32))"
+        )
+    n = length // b
+    if n * b != length or n < 3:
+        raise ValueError(f"block-sparse attention needs L = n * {b} with n >= 3, got L = {length}")
+    slots = key_blocks.shape[-1]
+    dtype = query.dtype
+    query = query * (1.0 / math.sqrt(head_dim))
+    key_keep = tf.cast(key_keep, dtype)
+    key_penalty = (1.0 - key_keep) * MASK_PENALTY  # [B, L]
+
+    # -- global query blocks 0 and n-1: every key ------------------------------------------------
+    global_query = tf.concat([query[:, :, :b], query[:, :, -b:]], axis=2)  # [B, N, 2b, D]
+    global_context, global_probabilities = _global_rows(
+        global_query, key, value, key_penalty[:, None, None, :]
+    )
+
+    # -- query blocks 1 .. n-2: their S key blocks, gathered in one go ---------------------------
+    # Flat block ids into the [B * N * n, b * D] table of all key blocks: example e, head h,
+    # block k is row (e * N + h) * n + k.
+    key_blocks = tf.cast(key_blocks, tf.int32)
+    head_offsets = tf.range(heads)[:, None, None] * n
+    example_offsets = tf.range(batch)[:, None] * (heads * n)
+    flat_ids = tf.reshape(tf.reshape(key_blocks + head_offsets, (1, -1)) + example_offsets, (-1,))
+    gathered_key = tf.reshape(
+        tf.gather(tf.reshape(key, (batch * heads * n, b * head_dim)), flat_ids),
+        (batch, heads, n - 2, slots * b, head_dim),
+    )  # [B, N, n-2, S*b, D]
+    gathered_value = tf.reshape(
+        tf.gather(tf.reshape(value, (batch * heads * n, b * head_dim)), flat_ids),
+        (batch, heads, n - 2, slots * b, head_dim),
+    )  # [B, N, n-2, S*b, D]
+    # Penalties by key: padding keys of the gathered blocks, plus the invalid slots.
+    gathered_penalty = tf.gather(
+        tf.reshape(key_penalty, (batch, n, b)), key_blocks, axis=1
+    )  # [B, N, n-2, S, b]
+    gathered_penalty = gathered_penalty + tf.cast(slot_penalty, dtype)[:, :, None]
+    middle_query = tf.reshape(query, (batch, heads, n, b, head_dim))[
+        :, :, 1:-1
+    ]  # [B, N, n-2, b, D]
+    scores = tf.matmul(middle_query, gathered_key, transpose_b=True)  # [B, N, n-2, b, S*b]
+    scores = scores + tf.reshape(gathered_penalty, (batch, heads, n - 2, 1, slots * b))
+    middle_probabilities = _softmax(scores)  # one softmax over the whole band
+    middle_context = tf.matmul(middle_probabilities, gathered_value)  # [B, N, n-2, b, D]
+
+    context = tf.concat(
+        [
+            global_context[:, :, :b],
+            tf.reshape(middle_context, (batch, heads, (n - 2) * b, head_dim)),
+            global_context[:, :, b:],
+        ],
+        axis=2,
+    )  # [B, N, L, D]
+    context = context * key_keep[:, None, :, None]  # padding queries give 0, as the reference
+
+    probabilities = None
+    if output_probabilities:
+        probabilities = dense_probabilities(
+            global_probabilities, middle_probabilities, key_blocks, block_size
+        )
+    return context, probabilities
+
+
+def dense_probabilities(
+    global_probabilities: tf.Tensor,
+    middle_probabilities: tf.Tensor,
+    key_blocks: tf.Tensor,
+    block_size: int,
+) -> tf.Tensor:
+    """Scatter block-sparse probabilities into the dense `[B, N, L, L]` matrix they mean.
+
+    global_probabilities: `[B, N, 2b, L]` (query blocks 0 and n-1);
+    middle_probabilities: `[B, N, n-2, b, S*b]`; key_blocks: int32 `[N, n-2, S]`.
+    One `unsorted_segment_sum` places every (head, query block, slot) tile; duplicate key blocks
+    add up.
+    """
+    batch, heads, _, length = shape_list(global_probabilities)
+    b = block_size
+    n = length // b
+    slots = key_blocks.shape[-1]
+    # Tile (h, q, k) holds queries of block q (1 .. n-2) against keys of block k.
+    query_block = tf.range(n - 2)[None, :, None]  # [1, n-2, 1]: q - 1
+    head = tf.range(heads)[:, None, None]  # [N, 1, 1]
+    tile_ids = tf.reshape((head * (n - 2) + query_block) * n + key_blocks, (-1,))  # [N*(n-2)*S]
+    middle_tiles = tf.transpose(
+        tf.reshape(middle_probabilities, (batch, heads, n - 2, b, slots, b)),
+        (1, 2, 4, 0, 3, 5),
+    )  # [N, n-2, S, B, b(query), b(key)]
+    middle_tiles = tf.reshape(middle_tiles, (heads * (n - 2) * slots, batch, b, b))
+    tiles = tf.math.unsorted_segment_sum(middle_tiles, tile_ids, heads * (n - 2) * n)
+    tiles = tf.reshape(tiles, (heads, n - 2, n, batch, b, b))  # [N, n-2(q), n(k), B, b, b]
+    # [N, n-2, n, B, b(q), b(k)] -> [B, N, n-2, b(q), n, b(k)] -> rows of query blocks 1 .. n-2
+    middle_rows = tf.reshape(
+        tf.transpose(tiles, (3, 0, 1, 4, 2, 5)), (batch, heads, (n - 2) * b, length)
+    )
+    return tf.concat(
+        [global_probabilities[:, :, :b], middle_rows, global_probabilities[:, :, b:]], axis=2
+    )  # [B, N, L, L]
