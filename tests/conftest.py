@@ -73,6 +73,23 @@ def golden(request) -> GoldenCase:
     return GoldenCase(request.param)
 
 
+# `pegasus-conditional-generation` has init_std=1.0 (so that generation is not trivial): one float32
+# rounding step (a relative 1.2e-7) on its encoder output already moves its logits by 2e-4 .. 4e-4,
+# and the golden itself is 6e-3 away from a float64 evaluation. Its decoder-side per-token fields
+# are compared within 1e-3 of their largest magnitude (logits: 1.8e-2 on values up to 17.7; a real
+# bug moves them by O(1)); `tests/pt/test_big_bird_pegasus_goldens.py` checks the sensitivity.
+ILL_CONDITIONED_CASE = "pegasus-conditional-generation"
+ILL_CONDITIONED_RELATIVE = 1e-3
+
+
+def golden_atol(case_name: str, field: str, index: int, expected) -> float:
+    """The tolerance of one golden field (`index`: position in a per-layer tuple, else 0)."""
+    relaxed = field == "logits" or (field.endswith("hidden_states") and index > 0)
+    if case_name == ILL_CONDITIONED_CASE and relaxed:
+        return max(GOLDEN_ATOL, ILL_CONDITIONED_RELATIVE * float(np.abs(expected).max()))
+    return GOLDEN_ATOL
+
+
 def assert_close(actual, expected, atol: float, name: str) -> None:
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)

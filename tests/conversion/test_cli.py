@@ -74,6 +74,22 @@ def test_convert_to_every_format_then_info_and_verify(tmp_path) -> None:
     assert strict.returncode == 1 and "FAILED" in strict.stdout
 
 
+@pytest.mark.parametrize("case", ["bigbird-qa", "pegasus-seqcls"])
+def test_verify_block_sparse_families(case) -> None:
+    """`verify` on a BigBird and a BigBirdPegasus checkpoint: the probe is long enough to run
+    block-sparse attention, and the three frameworks agree."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("flax")
+    assert json.loads((GOLDENS / case / "config.json").read_text())["attention_type"] == (
+        "block_sparse"
+    )
+    verify = aviary("verify", str(GOLDENS / case))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    rows = [line for line in verify.stdout.splitlines() if line.startswith("| ")]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["pt", "tf", "flax"]
+
+
 def test_convert_with_shards_and_dtype_and_tokenizer_files(tmp_path) -> None:
     pytest.importorskip("torch")
     src = tmp_path / "src"

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from aviary.core.block_sparse import longest_full_attention_length
+
 FRAMEWORKS = ("pt", "tf", "flax")
 _PACKAGES = {"pt": "torch", "tf": "tensorflow", "flax": "flax"}
 # Reference names that differ by more than the framework prefix.
@@ -29,6 +31,7 @@ PROBE_FIELDS = (
     "end_logits",
     "last_hidden_state",
     "pooler_output",
+    "encoder_last_hidden_state",
 )
 
 
@@ -62,13 +65,27 @@ def load(architecture: str, framework: str, folder: str | Path) -> Any:
 def probe_inputs(
     config: Any, batch: int = 2, length: int = 16, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """A small deterministic batch within the config's vocabulary, with a padded row."""
+    """A small deterministic batch within the config's vocabulary, with a padded row.
+
+    A block-sparse config gets an input just long enough to run block-sparse attention (one
+    block past the full-attention threshold), so that path is compared too. An encoder-decoder
+    config gets `decoder_input_ids` (the start token and 3 ids) and an end-of-sequence token at
+    the last position of every row (what its sequence-classification head pools).
+    """
     rng = np.random.default_rng(seed)
+    if getattr(config, "attention_type", None) == "block_sparse":
+        block_size = config.block_size
+        length = longest_full_attention_length(block_size, config.num_random_blocks) + block_size
     length = min(length, config.max_position_embeddings)
     ids = rng.integers(3, config.vocab_size, size=(batch, length))
     mask = np.ones((batch, length), np.int64)
     mask[-1, length // 2 :] = 0
-    return {"input_ids": ids.astype(np.int64), "attention_mask": mask}
+    inputs = {"input_ids": ids.astype(np.int64), "attention_mask": mask}
+    if getattr(config, "is_encoder_decoder", False):
+        inputs["input_ids"][:, -1] = config.eos_token_id
+        start = np.full((batch, 1), config.decoder_start_token_id, np.int64)
+        inputs["decoder_input_ids"] = np.concatenate([start, inputs["input_ids"][:, :3]], axis=1)
+    return inputs
 
 
 def _to_numpy(value: Any) -> np.ndarray:
