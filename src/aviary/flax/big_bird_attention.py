@@ -1,0 +1,211 @@
+"""BigBird block-sparse attention in JAX: a few large batched array operations over a plan.
+
+The plan (`aviary.core.block_sparse.AttentionPlan`) says which key blocks every query block
+attends. This module turns it into arrays once per forward (`BlockSparseIndices`, a JAX pytree
+whose arrays are leaves and whose layout is static) and computes attention from them:
+
+* the two global query blocks (`0` and `n-1`) attend every key: one matmul, one softmax, one
+  matmul;
+* the `n-2` other query blocks attend `5 + r` key blocks each, in the plan's slot order
+  `[0 | q-1, q, q+1 | r random | n-1]`: one gather collects those key and value blocks for every
+  (head, query block) at once, one batched matmul gives the scores, one softmax runs over the
+  concatenated band, one batched matmul gives the context. A key block listed twice (the
+  reference's eval plan lists block 0 `1 + r` times) is counted twice, as in the reference.
+
+Masking follows the reference: `-10000` is added to the scores of padding keys and of the slots the
+plan marks invalid; the context of padding queries is multiplied by 0. There is no dropout on the
+attention probabilities in block-sparse mode (as the reference and the original code).
+
+Under `jax.jit` the indices are either constants (a plan computed while tracing, from static
+shapes) or arguments (a plan drawn outside, e.g. under the "resample" policy); the layout
+(`block_size`, `seq_len`, `pad_length`) is static either way, so a new plan of the same layout
+does not retrace.
+
+Shapes: B batch · N heads · L padded tokens · D head dim · b block size · n = L / b blocks ·
+S = 5 + r key blocks per non-global query block.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aviary.core.block_sparse import AttentionPlan
+
+# The reference's additive penalty for masked keys in block-sparse mode (full attention uses the
+# dtype's minimum instead). In float32, exp(score - 10000) is exactly 0 next to any kept key.
+MASK_PENALTY = -10000.0
+
+
+@dataclass(frozen=True, eq=False)
+class BlockSparseIndices:
+    """One forward's plan as arrays, shared by every layer.
+
+    `key_blocks`: int32 `[layers, N, n-2, S]`, the key block of every slot;
+    `slot_penalty`: `[n-2, S]`, `MASK_PENALTY` on the slots the plan marks invalid, else 0;
+    `block_size`, `seq_len` (unpadded tokens) and `pad_length`: the static layout.
+    """
+
+    key_blocks: jax.Array
+    slot_penalty: jax.Array
+    block_size: int
+    seq_len: int
+    pad_length: int
+
+    @classmethod
+    def from_plan(cls, plan: AttentionPlan, dtype: Any = jnp.float32) -> BlockSparseIndices:
+        if not plan.use_block_sparse:
+            raise ValueError("a full-attention plan has no blocks")
+        key_blocks = jnp.asarray(plan.key_blocks, dtype=jnp.int32)  # a copy
+        slot_penalty = jnp.asarray((~plan.key_block_valid).astype(np.float32) * MASK_PENALTY)
+        return cls(
+            key_blocks,
+            slot_penalty.astype(dtype),
+            plan.block_size,
+            plan.seq_len,
+            plan.pad_length,
+        )
+
+    @property
+    def padded_length(self) -> int:
+        return self.seq_len + self.pad_length
+
+
+jax.tree_util.register_dataclass(
+    BlockSparseIndices,
+    data_fields=["key_blocks", "slot_penalty"],
+    meta_fields=["block_size", "seq_len", "pad_length"],
+)
+
+
+def _global_rows(
+    global_query: jax.Array,
+    key: jax.Array,
+    value: jax.Array,
+    key_penalty: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Query blocks 0 and n-1 against every key. `global_query` is `[B, N, 2b, D]`, already
+    scaled; `key_penalty` is `[B, 1, 1, L]`. Returns the context `[B, N, 2b, D]` and the
+    probabilities `[B, N, 2b, L]` (XLA drops them when they are not used)."""
+    scores = jnp.einsum("bnqd,bnkd->bnqk", global_query, key) + key_penalty  # [B, N, 2b, L]
+    probabilities = jax.nn.softmax(scores, axis=-1)
+    return jnp.einsum("bnqk,bnkd->bnqd", probabilities, value), probabilities
+
+
+def block_sparse_attention(
+    query: jax.Array,
+    key: jax.Array,
+    value: jax.Array,
+    key_blocks: jax.Array,
+    slot_penalty: jax.Array,
+    key_keep: jax.Array,
+    block_size: int,
+    output_probabilities: bool = False,
+) -> tuple[jax.Array, jax.Array | None]:
+    """BigBird-ITC attention of one layer.
+
+    query, key, value: `[B, N, L, D]` with `L` a multiple of `block_size`;
+    key_blocks: int `[N, n-2, S]` (one layer of `BlockSparseIndices.key_blocks`);
+    slot_penalty: `[n-2, S]`; key_keep: `[B, L]`, 1 where a token may be attended.
+
+    Returns the context `[B, N, L, D]` (rows of queries with `key_keep == 0` are 0) and, with
+    `output_probabilities`, the dense `[B, N, L, L]` probabilities that were applied (a key block
+    counted twice gets the sum of its two probabilities, so every row sums to 1).
+    """
+    batch, heads, length, head_dim = query.shape
+    b = block_size
+    n = length // b
+    if n * b != length or n < 3:
+        raise ValueError(f"block-sparse attention needs L = n * {b} with n >= 3, got L = {length}")
+    slots = key_blocks.shape[-1]
+    dtype = query.dtype
+    query = query * (1.0 / math.sqrt(head_dim))
+    key_keep = key_keep.astype(dtype)
+    key_penalty = (1.0 - key_keep) * MASK_PENALTY  # [B, L]
+
+    # -- global query blocks 0 and n-1: every key ------------------------------------------------
+    global_query = jnp.concatenate([query[:, :, :b], query[:, :, -b:]], axis=2)  # [B, N, 2b, D]
+    global_context, global_probabilities = _global_rows(
+        global_query, key, value, key_penalty[:, None, None, :]
+    )
+
+    # -- query blocks 1 .. n-2: their S key blocks, gathered in one go ---------------------------
+    # Head h of every example takes the blocks key_blocks[h]: one advanced-index gather.
+    head = jnp.arange(heads)[:, None, None]  # [N, 1, 1]
+    gathered_key = key.reshape(batch, heads, n, b, head_dim)[:, head, key_blocks].reshape(
+        batch, heads, n - 2, slots * b, head_dim
+    )  # [B, N, n-2, S*b, D]
+    gathered_value = value.reshape(batch, heads, n, b, head_dim)[:, head, key_blocks].reshape(
+        batch, heads, n - 2, slots * b, head_dim
+    )  # [B, N, n-2, S*b, D]
+    # Penalties by key: padding keys of the gathered blocks, plus the invalid slots.
+    gathered_penalty = key_penalty.reshape(batch, n, b)[:, key_blocks]  # [B, N, n-2, S, b]
+    gathered_penalty = gathered_penalty + slot_penalty.astype(dtype)[:, :, None]
+    middle_query = query.reshape(batch, heads, n, b, head_dim)[:, :, 1:-1]  # [B, N, n-2, b, D]
+    scores = jnp.einsum("bnqid,bnqkd->bnqik", middle_query, gathered_key)  # [B, N, n-2, b, S*b]
+    scores = scores + gathered_penalty.reshape(batch, heads, n - 2, 1, slots * b)
+    middle_probabilities = jax.nn.softmax(scores, axis=-1)  # one softmax over the whole band
+    middle_context = jnp.einsum(
+        "bnqik,bnqkd->bnqid", middle_probabilities, gathered_value
+    )  # [B, N, n-2, b, D]
+
+    context = jnp.concatenate(
+        [
+            global_context[:, :, :b],
+            middle_context.reshape(batch, heads, (n - 2) * b, head_dim),
+            global_context[:, :, b:],
+        ],
+        axis=2,
+    )  # [B, N, L, D]
+    context = context * key_keep[:, None, :, None]  # padding queries give 0, as the reference
+
+    probabilities = None
+    if output_probabilities:
+        probabilities = dense_probabilities(
+            global_probabilities, middle_probabilities, key_blocks, block_size
+        )
+    return context, probabilities
+
+
+def dense_probabilities(
+    global_probabilities: jax.Array,
+    middle_probabilities: jax.Array,
+    key_blocks: jax.Array,
+    block_size: int,
+) -> jax.Array:
+    """Scatter block-sparse probabilities into the dense `[B, N, L, L]` matrix they mean.
+
+    global_probabilities: `[B, N, 2b, L]` (query blocks 0 and n-1);
+    middle_probabilities: `[B, N, n-2, b, S*b]`; key_blocks: int `[N, n-2, S]`.
+    One scatter-add places every (head, query block, slot) tile; duplicate key blocks add up.
+    """
+    batch, heads, _, length = global_probabilities.shape
+    b = block_size
+    n = length // b
+    slots = key_blocks.shape[-1]
+    dtype = middle_probabilities.dtype
+    # Tiles [B, N * n * n, b, b]: tile (h, q, k) holds queries of block q against keys of block k.
+    tiles = jnp.zeros((batch, heads * n * n, b, b), dtype=dtype)
+    query_block = jnp.arange(1, n - 1)[None, :, None]  # [1, n-2, 1]
+    head = jnp.arange(heads)[:, None, None]  # [N, 1, 1]
+    tile_ids = ((head * n + query_block) * n + key_blocks).reshape(-1)  # [N * (n-2) * S]
+    middle_tiles = (
+        middle_probabilities.reshape(batch, heads, n - 2, b, slots, b)
+        .transpose(0, 1, 2, 4, 3, 5)  # [B, N, n-2, S, b(query), b(key)]
+        .reshape(batch, heads * (n - 2) * slots, b, b)
+    )
+    tiles = tiles.at[:, tile_ids].add(middle_tiles)
+    tiles = tiles.reshape(batch, heads, n, n, b, b)
+    # Global rows: [B, N, 2, b, n, b] -> tiles of query blocks 0 and n-1.
+    global_tiles = global_probabilities.reshape(batch, heads, 2, b, n, b).transpose(
+        0, 1, 2, 4, 3, 5
+    )
+    tiles = tiles.at[:, :, 0].set(global_tiles[:, :, 0])
+    tiles = tiles.at[:, :, n - 1].set(global_tiles[:, :, 1])
+    # [B, N, n(q), n(k), b(q), b(k)] -> [B, N, L, L]
+    return tiles.transpose(0, 1, 2, 4, 3, 5).reshape(batch, heads, length, length)
