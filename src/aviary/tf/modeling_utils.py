@@ -566,7 +566,8 @@ def load_keras_model(path: str | os.PathLike) -> TFPreTrainedModel:
     """Load a `.keras` file written from an aviary TF model (its classes register on import)."""
     # Importing the model modules registers their serializable classes.
     import aviary.tf.bert
-    import aviary.tf.big_bird  # noqa: F401
+    import aviary.tf.big_bird
+    import aviary.tf.big_bird_pegasus  # noqa: F401
 
     path = Path(path)
     if not path.is_file():

@@ -1,0 +1,305 @@
+"""Greedy and beam-search generation for the TensorFlow / Keras 3 models (`TFGenerationMixin.generate`).
+
+An encoder-decoder model runs its encoder once; the decoder then produces one token per step from
+its key/value cache (the new token is the only decoder input after the first step). Beam search
+reorders the self-attention part of the cache after each step; the cross-attention keys and values
+are the same for every beam of an example and stay as they are. The bookkeeping that is not
+tensor work (settings, finished hypotheses) is `aviary.core.generation`, shared by the three
+frameworks. The loop runs eagerly (each step is one model call). Parallel text of
+`aviary.pt.generation`.
+
+A model using this mixin provides `call` with the reference's arguments, `get_encoder()` (for
+encoder-decoders) and a `generation_config` attribute.
+
+Shapes: B batch · K beams · P prompt length · T current length · V vocabulary.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from aviary.core.generation import GENERATION_CONFIG_NAME, BeamSearchScorer, GenerationConfig
+
+
+class TFGenerationMixin:
+    """`generate()` for Keras models with a language-modelling head (greedy and beams)."""
+
+    generation_config: GenerationConfig
+
+    # -- checkpoints: generation_config.json travels with the model ------------------------------
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, *args: Any, **kwargs: Any):
+        result = super().from_pretrained(folder, *args, **kwargs)
+        model = result[0] if isinstance(result, tuple) else result
+        if (Path(folder) / GENERATION_CONFIG_NAME).is_file():
+            model.generation_config = GenerationConfig.from_pretrained(folder)
+        return result
+
+    def save_pretrained(self, folder: str | os.PathLike, **kwargs: Any) -> Path:
+        folder = super().save_pretrained(folder, **kwargs)
+        self.generation_config.save_pretrained(folder)
+        return folder
+
+    # -- the cache ------------------------------------------------------------------------------
+    def reorder_cache(self, past_key_values: tuple, beam_idx: tf.Tensor) -> tuple:
+        """The cache of the beams `beam_idx` (int `[B * K]`, rows of the current beams).
+
+        Each layer holds `(self key, self value[, cross key, cross value])`; an encoder-decoder's
+        cross-attention entries are identical across the beams of an example and are kept.
+        """
+        keep_cross = bool(getattr(self.config, "is_encoder_decoder", False))
+        reordered = []
+        for layer_past in past_key_values:
+            moved = tuple(tf.gather(t, beam_idx, axis=0) for t in layer_past[:2])
+            rest = tuple(layer_past[2:])
+            if not keep_cross:
+                rest = tuple(tf.gather(t, beam_idx, axis=0) for t in rest)
+            reordered.append(moved + rest)
+        return tuple(reordered)
+
+    # -- generate -------------------------------------------------------------------------------
+    def generate(
+        self,
+        input_ids: tf.Tensor | np.ndarray | None = None,
+        attention_mask: tf.Tensor | np.ndarray | None = None,
+        *,
+        max_new_tokens: int | None = None,
+        max_length: int | None = None,
+        min_length: int | None = None,
+        num_beams: int | None = None,
+        num_return_sequences: int | None = None,
+        length_penalty: float | None = None,
+        early_stopping: bool | str | None = None,
+        decoder_start_token_id: int | None = None,
+        bos_token_id: int | None = None,
+        eos_token_id: int | list[int] | None = None,
+        pad_token_id: int | None = None,
+        use_cache: bool | None = None,
+        do_sample: bool | None = None,
+        generation_config: GenerationConfig | None = None,
+        encoder_outputs: Any = None,
+    ) -> tf.Tensor:
+        """Generate token ids: greedy (`num_beams=1`) or beam search.
+
+        Settings not given here come from `generation_config` (default: the model's, built from
+        its config and `generation_config.json`). Returns int64 `[B * num_return_sequences, T]`:
+        for an encoder-decoder the decoder sequences, starting with `decoder_start_token_id`;
+        for a decoder-only model the prompt followed by the new tokens. A sequence that ended
+        with `eos_token_id` is padded with `pad_token_id`.
+        """
+        base = generation_config if generation_config is not None else self.generation_config
+        gen = base.resolve(
+            max_new_tokens=max_new_tokens,
+            max_length=max_length,
+            min_length=min_length,
+            num_beams=num_beams,
+            num_return_sequences=num_return_sequences,
+            length_penalty=length_penalty,
+            early_stopping=early_stopping,
+            decoder_start_token_id=decoder_start_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            use_cache=use_cache,
+            do_sample=do_sample,
+        )
+        sequences, model_kwargs = self._prepare_generation(
+            input_ids, attention_mask, encoder_outputs, gen
+        )
+        if gen.num_beams == 1:
+            return self._greedy_search(sequences, model_kwargs, gen)
+        return self._beam_search(sequences, model_kwargs, gen)
+
+    def _prepare_generation(
+        self,
+        input_ids: tf.Tensor | np.ndarray | None,
+        attention_mask: tf.Tensor | np.ndarray | None,
+        encoder_outputs: Any,
+        gen: GenerationConfig,
+    ) -> tuple[tf.Tensor, dict[str, Any]]:
+        """The starting sequences `[B * K, P]` and the per-step model arguments (beams of one
+        example are adjacent rows)."""
+        k = gen.num_beams
+        encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
+        if input_ids is not None:
+            input_ids = tf.cast(tf.convert_to_tensor(input_ids), tf.int64)
+            if input_ids.shape.rank != 2:
+                raise ValueError(f"input_ids must be [batch, length], got {tuple(input_ids.shape)}")
+        if attention_mask is None and input_ids is not None:
+            attention_mask = self._infer_attention_mask(input_ids, gen)
+        if attention_mask is not None:
+            attention_mask = tf.cast(tf.convert_to_tensor(attention_mask), tf.int64)
+
+        if not encoder_decoder:
+            if input_ids is None:
+                raise ValueError("a decoder-only model needs input_ids (the prompt) to generate")
+            sequences = tf.repeat(input_ids, k, axis=0)  # [B * K, P]
+            return sequences, {"attention_mask": tf.repeat(attention_mask, k, axis=0)}
+
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("give input_ids (or encoder_outputs) to generate")
+            encoder_outputs = self.get_encoder()(
+                input_ids=input_ids, attention_mask=attention_mask, return_dict=True
+            )
+        encoder_states = encoder_outputs[0]  # [B, S, H]
+        batch = encoder_states.shape[0]
+        start = gen.decoder_start_token_id
+        if start is None:
+            start = gen.bos_token_id
+        if start is None:
+            raise ValueError(
+                "generation needs decoder_start_token_id (or bos_token_id) in the arguments, "
+                "the generation config or the model config"
+            )
+        sequences = tf.fill((batch * k, 1), tf.constant(int(start), tf.int64))
+        model_kwargs = {
+            # (last_hidden_state,) as the tuple form of the encoder output: [B * K, S, H]
+            "encoder_outputs": (tf.repeat(encoder_states, k, axis=0),),
+            "attention_mask": (
+                None if attention_mask is None else tf.repeat(attention_mask, k, axis=0)
+            ),
+        }
+        return sequences, model_kwargs
+
+    @staticmethod
+    def _infer_attention_mask(input_ids: tf.Tensor, gen: GenerationConfig) -> tf.Tensor:
+        # As the reference: padding tokens are masked out when the pad id is in the input and is
+        # not also an end-of-sequence id (then it cannot tell padding apart); else all ones.
+        pad = gen.pad_token_id
+        is_pad = tf.equal(input_ids, tf.cast(pad, input_ids.dtype)) if pad is not None else None
+        if is_pad is not None and pad not in gen.eos_token_ids and bool(tf.reduce_any(is_pad)):
+            return tf.cast(tf.logical_not(is_pad), tf.int64)
+        return tf.ones_like(input_ids, dtype=tf.int64)
+
+    def _next_token_logits(
+        self,
+        sequences: tf.Tensor,
+        model_kwargs: dict[str, Any],
+        past: tuple | None,
+        gen: GenerationConfig,
+    ) -> tuple[tf.Tensor, tuple | None]:
+        """Logits `[B * K, V]` of the token after `sequences`, and the updated cache."""
+        use_cache = bool(gen.use_cache)
+        new = sequences[:, -1:] if (use_cache and past is not None) else sequences
+        if getattr(self.config, "is_encoder_decoder", False):
+            outputs = self(
+                attention_mask=model_kwargs["attention_mask"],
+                encoder_outputs=model_kwargs["encoder_outputs"],
+                decoder_input_ids=new,
+                past_key_values=past if use_cache else None,
+                use_cache=use_cache,
+                return_dict=True,
+                training=False,
+            )
+        else:
+            mask = model_kwargs["attention_mask"]  # [B * K, P] -> [B * K, T]
+            grown = sequences.shape[1] - mask.shape[1]
+            mask = tf.concat([mask, tf.ones((mask.shape[0], grown), mask.dtype)], axis=1)
+            outputs = self(
+                input_ids=new,
+                attention_mask=mask,
+                past_key_values=past if use_cache else None,
+                use_cache=use_cache,
+                return_dict=True,
+                training=False,
+            )
+        logits = tf.cast(outputs.logits[:, -1, :], tf.float32)
+        return logits, (outputs.past_key_values if use_cache else None)
+
+    @staticmethod
+    def _process_scores(scores: tf.Tensor, length: int, gen: GenerationConfig) -> tf.Tensor:
+        """The reference's default score processing: end-of-sequence is forbidden while the
+        sequence (prompt included) is shorter than `min_length`."""
+        if gen.min_length and length < gen.min_length and gen.eos_token_ids:
+            vocab = scores.shape[-1]
+            forbidden = np.zeros(vocab, dtype=bool)
+            forbidden[list(gen.eos_token_ids)] = True
+            scores = tf.where(forbidden[None], tf.constant(-np.inf, scores.dtype), scores)
+        return scores
+
+    def _greedy_search(
+        self, sequences: tf.Tensor, model_kwargs: dict[str, Any], gen: GenerationConfig
+    ) -> tf.Tensor:
+        prompt_length = sequences.shape[1]
+        max_length = gen.max_length_for(prompt_length)
+        eos = tf.constant(gen.eos_token_ids, dtype=tf.int64)
+        unfinished = tf.ones(sequences.shape[0], dtype=tf.bool)
+        past = None
+        while sequences.shape[1] < max_length:
+            logits, past = self._next_token_logits(sequences, model_kwargs, past, gen)
+            scores = self._process_scores(logits, sequences.shape[1], gen)
+            next_tokens = tf.argmax(scores, axis=-1, output_type=tf.int64)  # [B]
+            if gen.eos_token_ids:
+                # Finished rows continue with padding.
+                pad = tf.fill(tf.shape(next_tokens), tf.constant(gen.pad_token_id, tf.int64))
+                next_tokens = tf.where(unfinished, next_tokens, pad)
+            sequences = tf.concat([sequences, next_tokens[:, None]], axis=1)
+            if gen.eos_token_ids:
+                is_eos = tf.reduce_any(tf.equal(next_tokens[:, None], eos[None]), axis=1)
+                unfinished = tf.logical_and(unfinished, tf.logical_not(is_eos))
+                if not bool(tf.reduce_any(unfinished)):
+                    break
+        return sequences
+
+    def _beam_search(
+        self, sequences: tf.Tensor, model_kwargs: dict[str, Any], gen: GenerationConfig
+    ) -> tf.Tensor:
+        k = gen.num_beams
+        batch = sequences.shape[0] // k
+        prompt_length = sequences.shape[1]
+        max_length = gen.max_length_for(prompt_length)
+        scorer = BeamSearchScorer(
+            batch,
+            k,
+            length_penalty=gen.length_penalty,
+            early_stopping=gen.early_stopping,
+            num_beam_hyps_to_keep=gen.num_return_sequences,
+            max_length=max_length,
+        )
+        beam_scores = tf.constant(scorer.initial_beam_scores())  # [B * K]
+        # Enough candidates that K of them do not end the sequence.
+        candidates = max(2, 1 + len(gen.eos_token_ids)) * k
+        past = None
+        while True:
+            logits, past = self._next_token_logits(sequences, model_kwargs, past, gen)
+            scores = tf.nn.log_softmax(logits, axis=-1)  # [B * K, V]
+            scores = self._process_scores(scores, sequences.shape[1], gen)
+            scores = scores + beam_scores[:, None]
+            vocab = scores.shape[-1]
+            scores = tf.reshape(scores, (batch, k * vocab))
+            top_scores, top_ids = tf.math.top_k(scores, candidates, sorted=True)
+            top_ids = top_ids.numpy()
+            next_indices = top_ids // vocab  # beam in example
+            next_tokens = top_ids % vocab
+            new_scores, new_tokens, rows = scorer.process(
+                sequences.numpy(),
+                top_scores.numpy(),
+                next_tokens,
+                next_indices,
+                gen.eos_token_ids,
+                gen.pad_token_id,
+                prompt_length,
+            )
+            beam_scores = tf.constant(new_scores)
+            sequences = tf.concat(
+                [tf.gather(sequences, rows), tf.constant(new_tokens, tf.int64)[:, None]], axis=1
+            )  # [B * K, T + 1]
+            if past is not None:
+                past = self.reorder_cache(past, tf.constant(rows))
+            if scorer.is_done or sequences.shape[1] >= max_length:
+                break
+        best, _ = scorer.finalize(
+            sequences.numpy(),
+            beam_scores.numpy(),
+            max_length,
+            gen.eos_token_ids,
+            gen.pad_token_id,
+            prompt_length,
+        )
+        return tf.constant(best)
