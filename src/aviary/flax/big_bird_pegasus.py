@@ -1,0 +1,1594 @@
+"""BigBirdPegasus in Flax (linen): a BigBird encoder (block-sparse or full attention) and a
+Pegasus-style full-attention decoder, for long-document summarisation.
+
+Paper: Zaheer et al., "Big Bird: Transformers for Longer Sequences" (arXiv:2007.14062).
+
+Both stacks are pre-LayerNorm (`x + Dropout(Sublayer(LN(x)))`) and end with a LayerNorm that the
+checkpoints call `layernorm_embedding`; every LayerNorm has eps 1e-5. Word embeddings are shared by
+the encoder, the decoder and (tied) the LM head, and scaled by sqrt(d_model) (`scale_embedding`);
+each stack has its own learned position table, starting at position 0.
+
+The encoder's self-attention is BigBird's (`aviary.flax.big_bird.FlaxBigBirdSelfAttention`). As in
+`FlaxBigBirdModel`, the wrapper decides once per call, outside the traced computation, through
+`aviary.core.block_sparse.plan_for_config`, whether the call runs block-sparse (padding the input
+to a multiple of `block_size` with embedded pad tokens) or full attention (inputs of at most
+`(5 + 2 r) * block_size` tokens); the plan enters the linen module as `BlockSparseIndices`
+(constants under `jax.jit`, or an argument). Deviations from the reference library, on purpose (the
+same as the PyTorch file):
+
+* the reference's encoder ignores the attention mask after falling back to full attention on a
+  short input; aviary honours it, so padded and unpadded inputs give the same outputs on the real
+  tokens;
+* every per-token encoder output (`last_hidden_state`, `hidden_states`, `attentions`) is
+  unpadded, not only the last hidden state;
+* `head_mask` also applies in block-sparse mode (the reference ignores it there).
+
+Decoding: `init_cache(batch, max_length)` preallocates every decoder self-attention's keys and
+values (as the Flax BERT and BigBird do); a call with `past_key_values=` writes the new keys at
+`cache_index` and returns the updated cache. The cross-attention keys and values are recomputed
+from `encoder_hidden_states` at each step (the PyTorch cache stores them; the numbers are the same).
+Flax heads return logits only: no labels and no loss (see `aviary.flax.modeling_utils` losses).
+
+Shapes: B batch · S source (encoder) tokens · T target (decoder) tokens · H d_model · N heads ·
+D head dim · V vocabulary. Attribute names are the reference's, so parameter paths map onto the
+canonical checkpoint names. Each linen module `FlaxBigBirdPegasus...Module` computes; the
+`FlaxBigBirdPegasus...` class of the same name wraps it with its config, parameters and attention
+settings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+from flax import traverse_util
+
+from aviary.core import checks
+from aviary.core.block_sparse import AttentionPlan, check_policy, plan_for_config
+from aviary.core.configs import ATTENTION_TYPES, BigBirdPegasusConfig
+from aviary.core.generation import GenerationConfig
+from aviary.core.outputs import ModelOutput
+from aviary.flax.bert import cache_positions
+from aviary.flax.big_bird import FlaxBigBirdSelfAttention
+from aviary.flax.big_bird_attention import BlockSparseIndices
+from aviary.flax.generation import FlaxGenerationMixin
+from aviary.flax.modeling_utils import (
+    IGNORE_INDEX,
+    CausalLMOutputWithCrossAttentions,
+    FlaxPreTrainedModel,
+    check_ids,
+    embedding_init,
+    expand_head_mask,
+    extended_attention_mask,
+    finish_output,
+    get_activation,
+    is_concrete,
+    normal_init,
+    pytree_output_class,
+)
+
+BaseModelOutput = pytree_output_class("BaseModelOutput")
+BaseModelOutputWithPastAndCrossAttentions = pytree_output_class(
+    "BaseModelOutputWithPastAndCrossAttentions"
+)
+Seq2SeqModelOutput = pytree_output_class("Seq2SeqModelOutput")
+Seq2SeqLMOutput = pytree_output_class("Seq2SeqLMOutput")
+Seq2SeqSequenceClassifierOutput = pytree_output_class("Seq2SeqSequenceClassifierOutput")
+Seq2SeqQuestionAnsweringModelOutput = pytree_output_class("Seq2SeqQuestionAnsweringModelOutput")
+
+# The reference builds every BigBirdPegasus LayerNorm with the framework default (no config field).
+LAYER_NORM_EPS = 1e-5
+
+
+def shift_tokens_right(
+    input_ids: jax.Array, pad_token_id: int | None, decoder_start_token_id: int | None
+) -> jax.Array:
+    """Decoder inputs from labels: prepend `decoder_start_token_id`, drop the last token, and
+    replace the ignored label -100 by `pad_token_id`. `[B, T]` -> `[B, T]`."""
+    if decoder_start_token_id is None:
+        raise ValueError("decoder_start_token_id must be set to build decoder inputs from labels")
+    if pad_token_id is None:
+        raise ValueError("pad_token_id must be set to build decoder inputs from labels")
+    input_ids = jnp.asarray(input_ids)
+    start = jnp.full_like(input_ids[:, :1], decoder_start_token_id)
+    shifted = jnp.concatenate([start, input_ids[:, :-1]], axis=1)  # [B, T]
+    return jnp.where(shifted == IGNORE_INDEX, pad_token_id, shifted)
+
+
+class FlaxBigBirdPegasusLearnedPositionalEmbedding(nn.Embed):
+    """Learned positions `past .. past + length - 1` (no offset)."""
+
+    def __call__(self, length: int, past_key_values_length: int | jax.Array = 0) -> jax.Array:
+        if is_concrete(past_key_values_length):  # a cache index is traced under jit
+            checks.check_sequence_length(length, int(past_key_values_length), self.num_embeddings)
+        positions = past_key_values_length + jnp.arange(length)
+        return super().__call__(positions)  # [L, H]
+
+
+class FlaxBigBirdPegasusScaledWordEmbedding(nn.Embed):
+    """Word embeddings multiplied by `embed_scale` (sqrt(d_model) with `scale_embedding`)."""
+
+    embed_scale: float = 1.0
+
+    def __call__(self, input_ids: jax.Array) -> jax.Array:
+        return super().__call__(input_ids.astype("i4")) * self.embed_scale
+
+
+def _attention_config(config: BigBirdPegasusConfig) -> BigBirdPegasusConfig:
+    """The config `FlaxBigBirdSelfAttention` reads: it initialises with `initializer_range` (the
+    Pegasus config calls it `init_std`) and caches keys only in decoders (the encoder never is)."""
+    return config.copy(initializer_range=config.init_std, is_decoder=False)
+
+
+class FlaxBigBirdPegasusEncoderAttention(nn.Module):
+    """BigBird self-attention (`self`: full or block-sparse, as the plan says) and the output
+    projection (`output`, a bare Dense)."""
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+    layer_index: int = 0
+
+    def setup(self) -> None:
+        config = self.config
+        self.self = FlaxBigBirdSelfAttention(
+            _attention_config(config), self.dtype, self.layer_index
+        )
+        self.output = nn.Dense(
+            config.d_model,
+            use_bias=config.use_bias,
+            kernel_init=normal_init(config.init_std),
+            dtype=self.dtype,
+        )
+
+    def __call__(
+        self,
+        hidden_states: jax.Array,
+        attention_mask: jax.Array | None = None,
+        head_mask: jax.Array | None = None,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+        block_sparse: tuple[BlockSparseIndices, jax.Array] | None = None,
+    ) -> tuple[jax.Array, jax.Array | None]:
+        context, probs = self.self(
+            hidden_states,
+            attention_mask,
+            head_mask,
+            None,
+            False,
+            deterministic,
+            output_attentions,
+            block_sparse,
+        )
+        return self.output(context), probs
+
+
+class FlaxBigBirdPegasusDecoderAttention(nn.Module):
+    """Full multi-head attention of the decoder: causal self-attention (with a preallocated
+    key/value cache) or cross-attention on the encoder output."""
+
+    embed_dim: int
+    num_heads: int
+    dropout: float = 0.0
+    bias: bool = True
+    init_std: float = 0.02
+    dtype: Any = jnp.float32
+
+    def setup(self) -> None:
+        if self.embed_dim % self.num_heads != 0:
+            raise ValueError(
+                f"embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}"
+            )
+        self.head_dim = self.embed_dim // self.num_heads
+        self.scaling = self.head_dim**-0.5
+
+        def dense() -> nn.Dense:
+            return nn.Dense(
+                self.embed_dim,
+                use_bias=self.bias,
+                kernel_init=normal_init(self.init_std),
+                dtype=self.dtype,
+            )
+
+        self.k_proj = dense()
+        self.v_proj = dense()
+        self.q_proj = dense()
+        self.out_proj = dense()
+        self.dropout_layer = nn.Dropout(rate=self.dropout)
+
+    def split_heads(self, x: jax.Array) -> jax.Array:
+        batch, length, _ = x.shape
+        x = x.reshape(batch, length, self.num_heads, self.head_dim)
+        return x.transpose(0, 2, 1, 3)  # [B, N, L, D]
+
+    @nn.compact  # the cache variables are created on first use, not in setup
+    def concatenate_to_cache(self, key: jax.Array, value: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Write this step's keys and values into the preallocated cache at `cache_index`.
+
+        Returns the whole cache `[B, N, max_length, D]`. The positions not written yet hold
+        zeros; the causal mask hides them.
+        """
+        is_initialized = self.has_variable("cache", "cached_key")
+        cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
+        cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
+        cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, dtype=jnp.int32))
+        if not is_initialized:  # `init_cache`: only the shapes (of a max_length input) matter
+            return key, value
+        past_length = cache_index.value
+        step_length = key.shape[2]
+        start = (0, 0, past_length, 0)
+        key = jax.lax.dynamic_update_slice(
+            cached_key.value, key.astype(cached_key.value.dtype), start
+        )
+        value = jax.lax.dynamic_update_slice(
+            cached_value.value, value.astype(cached_value.value.dtype), start
+        )
+        cached_key.value = key
+        cached_value.value = value
+        cache_index.value = past_length + step_length
+        return key, value
+
+    def __call__(
+        self,
+        hidden_states: jax.Array,
+        key_value_states: jax.Array | None = None,
+        attention_mask: jax.Array | None = None,
+        layer_head_mask: jax.Array | None = None,
+        init_cache: bool = False,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+    ) -> tuple[jax.Array, jax.Array | None]:
+        query = self.split_heads(self.q_proj(hidden_states))  # [B, N, Q, D]
+        if key_value_states is not None:
+            key = self.split_heads(self.k_proj(key_value_states))  # [B, N, S, D]
+            value = self.split_heads(self.v_proj(key_value_states))
+        else:
+            key = self.split_heads(self.k_proj(hidden_states))
+            value = self.split_heads(self.v_proj(hidden_states))
+            if self.has_variable("cache", "cached_key") or init_cache:
+                key, value = self.concatenate_to_cache(key, value)  # [B, N, K, D]
+
+        scores = jnp.einsum("bnqd,bnkd->bnqk", query * self.scaling, key)  # [B, N, Q, K]
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        probs = jax.nn.softmax(scores, axis=-1)
+        if layer_head_mask is not None:
+            probs = probs * layer_head_mask
+        dropped = self.dropout_layer(probs, deterministic=deterministic)
+        context = jnp.einsum("bnqk,bnkd->bnqd", dropped, value)  # [B, N, Q, D]
+        batch, _, length, _ = context.shape
+        context = context.transpose(0, 2, 1, 3).reshape(batch, length, self.embed_dim)  # [B, Q, H]
+        return self.out_proj(context), (probs if output_attentions else None)
+
+
+class FlaxBigBirdPegasusEncoderLayer(nn.Module):
+    """Pre-LN encoder layer: BigBird self-attention, then the feed-forward block."""
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+    layer_index: int = 0
+
+    def setup(self) -> None:
+        config = self.config
+        std = config.init_std
+        self.embed_dim = config.d_model
+        self.self_attn = FlaxBigBirdPegasusEncoderAttention(config, self.dtype, self.layer_index)
+        self.self_attn_layer_norm = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
+        self.dropout = nn.Dropout(rate=config.dropout)
+        self.activation_fn = get_activation(config.activation_function)
+        self.fc1 = nn.Dense(config.encoder_ffn_dim, kernel_init=normal_init(std), dtype=self.dtype)
+        self.fc2 = nn.Dense(self.embed_dim, kernel_init=normal_init(std), dtype=self.dtype)
+        self.final_layer_norm = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
+
+    def __call__(
+        self,
+        hidden_states: jax.Array,
+        attention_mask: jax.Array | None = None,
+        layer_head_mask: jax.Array | None = None,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+        block_sparse: tuple[BlockSparseIndices, jax.Array] | None = None,
+    ) -> tuple[jax.Array, jax.Array | None]:
+        residual = hidden_states
+        attention_output, probs = self.self_attn(
+            self.self_attn_layer_norm(hidden_states),
+            attention_mask,
+            layer_head_mask,
+            deterministic,
+            output_attentions,
+            block_sparse,
+        )
+        hidden_states = residual + self.dropout(attention_output, deterministic=deterministic)
+
+        # The reference applies no activation dropout in the encoder's feed-forward block.
+        residual = hidden_states
+        hidden_states = self.activation_fn(self.fc1(self.final_layer_norm(hidden_states)))
+        hidden_states = residual + self.dropout(
+            self.fc2(hidden_states), deterministic=deterministic
+        )
+        if hidden_states.dtype == jnp.float16:
+            # Keep float16 activations finite, as the reference does.
+            clamp_value = float(jnp.finfo(jnp.float16).max) - 1000
+            hidden_states = jnp.clip(hidden_states, -clamp_value, clamp_value)
+        return hidden_states, probs
+
+
+class FlaxBigBirdPegasusDecoderLayer(nn.Module):
+    """Pre-LN decoder layer: causal self-attention, cross-attention, feed-forward block."""
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+
+    def setup(self) -> None:
+        config = self.config
+        std = config.init_std
+        self.embed_dim = config.d_model
+        self.self_attn = FlaxBigBirdPegasusDecoderAttention(
+            self.embed_dim,
+            config.decoder_attention_heads,
+            dropout=config.attention_dropout,
+            bias=config.use_bias,
+            init_std=std,
+            dtype=self.dtype,
+        )
+        self.dropout = nn.Dropout(rate=config.dropout)
+        self.activation_fn = get_activation(config.activation_function)
+        self.activation_dropout = nn.Dropout(rate=config.activation_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
+        self.encoder_attn = FlaxBigBirdPegasusDecoderAttention(
+            self.embed_dim,
+            config.decoder_attention_heads,
+            dropout=config.attention_dropout,
+            bias=config.use_bias,
+            init_std=std,
+            dtype=self.dtype,
+        )
+        self.encoder_attn_layer_norm = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
+        self.fc1 = nn.Dense(config.decoder_ffn_dim, kernel_init=normal_init(std), dtype=self.dtype)
+        self.fc2 = nn.Dense(self.embed_dim, kernel_init=normal_init(std), dtype=self.dtype)
+        self.final_layer_norm = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
+
+    def __call__(
+        self,
+        hidden_states: jax.Array,
+        attention_mask: jax.Array | None = None,
+        encoder_hidden_states: jax.Array | None = None,
+        encoder_attention_mask: jax.Array | None = None,
+        layer_head_mask: jax.Array | None = None,
+        cross_attn_layer_head_mask: jax.Array | None = None,
+        init_cache: bool = False,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+    ):
+        residual = hidden_states
+        attention_output, self_probs = self.self_attn(
+            self.self_attn_layer_norm(hidden_states),
+            None,
+            attention_mask,
+            layer_head_mask,
+            init_cache,
+            deterministic,
+            output_attentions,
+        )
+        hidden_states = residual + self.dropout(attention_output, deterministic=deterministic)
+
+        cross_probs = None
+        if encoder_hidden_states is not None:
+            residual = hidden_states
+            attention_output, cross_probs = self.encoder_attn(
+                self.encoder_attn_layer_norm(hidden_states),
+                encoder_hidden_states,
+                encoder_attention_mask,
+                cross_attn_layer_head_mask,
+                False,
+                deterministic,
+                output_attentions,
+            )
+            hidden_states = residual + self.dropout(attention_output, deterministic=deterministic)
+
+        residual = hidden_states
+        hidden_states = self.activation_fn(self.fc1(self.final_layer_norm(hidden_states)))
+        hidden_states = self.fc2(
+            self.activation_dropout(hidden_states, deterministic=deterministic)
+        )
+        hidden_states = residual + self.dropout(hidden_states, deterministic=deterministic)
+        return hidden_states, self_probs, cross_probs
+
+
+class FlaxBigBirdPegasusClassificationHead(nn.Module):
+    """Sentence head: dropout, dense, tanh, dropout, projection to the labels."""
+
+    input_dim: int
+    inner_dim: int
+    num_classes: int
+    pooler_dropout: float
+    init_std: float = 0.02
+    dtype: Any = jnp.float32
+
+    def setup(self) -> None:
+        self.dense = nn.Dense(
+            self.inner_dim, kernel_init=normal_init(self.init_std), dtype=self.dtype
+        )
+        self.dropout = nn.Dropout(rate=self.pooler_dropout)
+        self.out_proj = nn.Dense(
+            self.num_classes, kernel_init=normal_init(self.init_std), dtype=self.dtype
+        )
+
+    def __call__(self, hidden_states: jax.Array, deterministic: bool = True) -> jax.Array:
+        hidden_states = jnp.tanh(
+            self.dense(self.dropout(hidden_states, deterministic=deterministic))
+        )
+        return self.out_proj(self.dropout(hidden_states, deterministic=deterministic))
+
+
+class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
+    """Base of the BigBirdPegasus classes: config class, checkpoint prefix, encoder settings,
+    and the call every head shares (defaults, the call's plan, dropout rng, cache)."""
+
+    config_class = BigBirdPegasusConfig
+    base_model_prefix = "model"
+    has_encoder = True  # the decoder-only ForCausalLM has none
+
+    def __init__(self, config: BigBirdPegasusConfig, *args: Any, **kwargs: Any) -> None:
+        if isinstance(config, BigBirdPegasusConfig):  # others: the base class names the problem
+            self.attention_type = config.attention_type
+        self.block_sparse_policy = "reference"
+        self.block_sparse_rng: np.random.Generator | None = None
+        super().__init__(config, *args, **kwargs)
+
+    def _check_encoder(self) -> None:
+        if not self.has_encoder:
+            raise ValueError(f"{type(self).__name__} has no encoder")
+
+    def set_attention_type(self, attention_type: str) -> None:
+        """Choose `"block_sparse"` or `"original_full"` encoder attention for later calls (the
+        config is left as it is). Block-sparse calls still use full attention on short inputs."""
+        self._check_encoder()
+        if attention_type not in ATTENTION_TYPES:
+            raise ValueError(
+                f"attention_type={attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}"
+            )
+        self.attention_type = attention_type
+
+    def set_block_sparse_policy(
+        self, policy: str = "reference", rng: np.random.Generator | None = None
+    ) -> None:
+        """Choose how block-sparse encoder calls draw their random key blocks: `"reference"`
+        (default), `"fixed"` or `"resample"` (from `rng`); see `aviary.core.block_sparse`."""
+        self._check_encoder()
+        check_policy(policy, rng)
+        self.block_sparse_policy = policy
+        self.block_sparse_rng = rng
+
+    def plan(self, seq_len: int, train: bool = False) -> AttentionPlan | None:
+        """The block-sparse plan of an encoder call on `seq_len` tokens, or None for full
+        attention. Under the "resample" policy each call draws from the policy's generator."""
+        if self.attention_type != "block_sparse":
+            return None
+        plan = plan_for_config(
+            self.config,
+            seq_len,
+            training=train,
+            policy=self.block_sparse_policy,
+            rng=self.block_sparse_rng,
+        )
+        return plan if plan.use_block_sparse else None
+
+    def block_sparse_indices(self, seq_len: int, train: bool = False) -> BlockSparseIndices | None:
+        """`plan(seq_len, train)` as the arrays the modules take (None for full attention): pass
+        it through `jax.jit` as an argument and on as `block_sparse_indices=`."""
+        plan = self.plan(seq_len, train)
+        return None if plan is None else BlockSparseIndices.from_plan(plan, self.dtype)
+
+    def prepare_decoder_input_ids_from_labels(self, labels: jax.Array) -> jax.Array:
+        """The decoder inputs the PyTorch model builds from `labels` (`shift_tokens_right`)."""
+        return shift_tokens_right(
+            labels, self.config.pad_token_id, self.config.decoder_start_token_id
+        )
+
+    def init_weights(
+        self, rng: jax.Array, input_shape: tuple[int, ...], params: dict | None = None
+    ) -> dict:
+        """Random parameters from the config's initializer; entries of `params` are kept."""
+        params_rng, dropout_rng = jax.random.split(rng)
+        random_params = self.module.init(
+            {"params": params_rng, "dropout": dropout_rng}, **self._dummy_inputs(input_shape)
+        )["params"]
+        if params is None:
+            return random_params
+        flat = traverse_util.flatten_dict(dict(random_params))
+        given = traverse_util.flatten_dict(dict(params))
+        flat.update({path: value for path, value in given.items() if path in flat})
+        return traverse_util.unflatten_dict(flat)
+
+    def _dummy_inputs(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
+        # End-of-sequence ids, so that the sequence-classification head finds one.
+        input_ids = jnp.full(input_shape, self.config.eos_token_id or 0, dtype="i4")
+        return {"input_ids": input_ids, "attention_mask": jnp.ones_like(input_ids)}
+
+    def _cache_inputs(self, batch_size: int, max_length: int) -> dict[str, Any]:
+        decoder_input_ids = jnp.zeros((batch_size, max_length), dtype="i4")
+        encoder_state = jnp.zeros((batch_size, 1, self.config.d_model), dtype=self.dtype)
+        return {"decoder_input_ids": decoder_input_ids, "encoder_outputs": (encoder_state,)}
+
+    def init_cache(self, batch_size: int, max_length: int) -> dict:
+        """An empty decoder key/value cache for up to `max_length` target tokens."""
+
+        def init():
+            inputs = self._cache_inputs(batch_size, max_length)
+            return self.module.init(jax.random.PRNGKey(0), **inputs, init_cache=True)["cache"]
+
+        shapes = jax.eval_shape(init)
+        return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def encode(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        head_mask=None,
+        inputs_embeds=None,
+        params: dict | None = None,
+        dropout_rng: jax.Array | None = None,
+        train: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        block_sparse_indices: BlockSparseIndices | None = None,
+    ):
+        """The encoder alone (a `BaseModelOutput`), planned as a full call would be."""
+        self._check_encoder()
+        inputs = {
+            "input_ids": None if input_ids is None else jnp.asarray(input_ids),
+            "attention_mask": attention_mask,
+            "head_mask": head_mask,
+            "inputs_embeds": inputs_embeds,
+        }
+
+        def run_encoder(module, **kwargs):
+            return module.model.encoder(**kwargs)
+
+        return self._run(
+            inputs,
+            params,
+            dropout_rng,
+            train,
+            output_attentions,
+            output_hidden_states,
+            return_dict,
+            None,
+            block_sparse_indices,
+            method=run_encoder,
+        )
+
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        decoder_input_ids=None,
+        decoder_attention_mask=None,
+        head_mask=None,
+        decoder_head_mask=None,
+        cross_attn_head_mask=None,
+        encoder_outputs=None,
+        inputs_embeds=None,
+        decoder_inputs_embeds=None,
+        params: dict | None = None,
+        dropout_rng: jax.Array | None = None,
+        train: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        past_key_values: dict | None = None,
+        block_sparse_indices: BlockSparseIndices | None = None,
+    ):
+        """Run the model: a pure function of `params` (default: `self.params`) and the inputs.
+
+        `train=True` applies dropout with `dropout_rng` (and plans block-sparse attention for
+        training). `past_key_values` (from `init_cache`, or a previous call's output) makes the
+        call a decoding step that returns the updated cache; its `decoder_attention_mask`, if
+        given, covers the whole cache `[B, max_length]`. `block_sparse_indices` (from
+        `block_sparse_indices()`) overrides the plan the model's policy would make.
+        """
+        optional = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "decoder_input_ids": decoder_input_ids,
+            "decoder_attention_mask": decoder_attention_mask,
+            "head_mask": head_mask,
+            "decoder_head_mask": decoder_head_mask,
+            "cross_attn_head_mask": cross_attn_head_mask,
+            "encoder_outputs": encoder_outputs,
+            "inputs_embeds": inputs_embeds,
+            "decoder_inputs_embeds": decoder_inputs_embeds,
+        }
+        return self._run(
+            self._given(optional),
+            params,
+            dropout_rng,
+            train,
+            output_attentions,
+            output_hidden_states,
+            return_dict,
+            past_key_values,
+            block_sparse_indices,
+        )
+
+    @staticmethod
+    def _given(optional: dict[str, Any]) -> dict[str, Any]:
+        # Only the inputs given go to the module, so a head that does not take one raises a
+        # TypeError naming it.
+        out = {}
+        for name, value in optional.items():
+            if value is None:
+                continue
+            if name.endswith("_ids"):
+                value = jnp.asarray(value)
+            out[name] = value
+        return out
+
+    def _run(
+        self,
+        inputs: dict[str, Any],
+        params: dict | None,
+        dropout_rng: jax.Array | None,
+        train: bool,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
+        return_dict: bool | None,
+        past_key_values: dict | None,
+        block_sparse_indices: BlockSparseIndices | None,
+        method: Any = None,
+    ):
+        """Plan the encoder call (outside the module), apply the module, finish the output."""
+        config = self.config
+        output_attentions = (
+            config.output_attentions if output_attentions is None else output_attentions
+        )
+        output_hidden_states = (
+            config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = config.use_return_dict if return_dict is None else return_dict
+        params = self.params if params is None else params
+
+        runs_encoder = self.has_encoder and inputs.get("encoder_outputs") is None
+        if block_sparse_indices is not None and self.attention_type != "block_sparse":
+            raise ValueError(
+                "block_sparse_indices were given, but the model runs attention_type="
+                f"{self.attention_type!r}"
+            )
+        source = inputs.get("input_ids")
+        if source is None:
+            source = inputs.get("inputs_embeds")
+        if block_sparse_indices is None and runs_encoder and source is not None:
+            traced = not all(is_concrete(x) for x in jax.tree_util.tree_leaves((inputs, params)))
+            if self.block_sparse_policy == "resample" and traced:
+                raise ValueError(
+                    "policy 'resample' under jax.jit: a plan drawn while tracing would be frozen "
+                    "into the compiled function. Draw it outside with "
+                    "model.block_sparse_indices(length, train=...) and pass it to the jitted "
+                    "function and on as block_sparse_indices="
+                )
+            if len(source.shape) >= 2:  # a bad rank is reported by the module
+                block_sparse_indices = self.block_sparse_indices(source.shape[1], train)
+
+        kwargs = {
+            **inputs,
+            "deterministic": not train,
+            "output_attentions": output_attentions,
+            "output_hidden_states": output_hidden_states,
+        }
+        if self.has_encoder:
+            kwargs["attention_type"] = self.attention_type
+            kwargs["block_sparse_indices"] = block_sparse_indices
+        variables = {"params": params}
+        rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
+        if past_key_values is None:
+            output = self.module.apply(variables, **kwargs, rngs=rngs, method=method)
+            return finish_output(output, return_dict)
+
+        past_length, cache_length = cache_positions(past_key_values)
+        new = inputs.get("decoder_input_ids" if self.has_encoder else "input_ids")
+        if new is None:
+            new = inputs.get("decoder_inputs_embeds" if self.has_encoder else "inputs_embeds")
+        length = new.shape[1] if new is not None else 0
+        if is_concrete(past_length) and int(past_length) + length > cache_length:
+            raise ValueError(
+                f"{length} new tokens after {int(past_length)} cached ones do not fit in the "
+                f"cache of length {cache_length} (see init_cache)"
+            )
+        variables["cache"] = past_key_values
+        output, mutated = self.module.apply(
+            variables,
+            **kwargs,
+            past_length=past_length,
+            cache_length=cache_length,
+            rngs=rngs,
+            mutable=["cache"],
+        )
+        output = output.replace(past_key_values=mutated["cache"])
+        return finish_output(output, return_dict)
+
+
+def _embed_scale(config: BigBirdPegasusConfig) -> float:
+    return math.sqrt(config.d_model) if config.scale_embedding else 1.0
+
+
+def _word_embedding(config: BigBirdPegasusConfig, dtype: Any):
+    return FlaxBigBirdPegasusScaledWordEmbedding(
+        config.vocab_size,
+        config.d_model,
+        embedding_init=embedding_init(config.init_std, config.pad_token_id),
+        dtype=dtype,
+        embed_scale=_embed_scale(config),
+    )
+
+
+class FlaxBigBirdPegasusEncoder(nn.Module):
+    """The encoder stack: embeddings, BigBird layers, final LayerNorm (`layernorm_embedding`).
+
+    Without `block_sparse_indices` a block-sparse call plans itself with the "reference" policy
+    (the wrapper classes plan with the model's policy and pass them in).
+    """
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+    # The model passes its shared table: one module, whose parameters live under `shared`.
+    shared_embedding: nn.Module | None = None
+    gradient_checkpointing: bool = False
+
+    def setup(self) -> None:
+        config = self.config
+        self.dropout = nn.Dropout(rate=config.dropout)
+        self.layerdrop = config.encoder_layerdrop
+        self.padding_idx = config.pad_token_id
+        self.max_source_positions = config.max_position_embeddings
+        embed_tokens = self.shared_embedding
+        if embed_tokens is None:
+            embed_tokens = _word_embedding(config, self.dtype)
+        self.embed_tokens = embed_tokens
+        self.embed_positions = FlaxBigBirdPegasusLearnedPositionalEmbedding(
+            config.max_position_embeddings,
+            config.d_model,
+            embedding_init=normal_init(config.init_std),
+            dtype=self.dtype,
+        )
+        layer_class = FlaxBigBirdPegasusEncoderLayer
+        if self.gradient_checkpointing:
+            # Recompute each layer in the backward pass; the flags are Python values (argument
+            # numbers count `self`). The block-sparse indices are a pytree argument.
+            layer_class = nn.remat(FlaxBigBirdPegasusEncoderLayer, static_argnums=(4, 5))
+        self.layers = [
+            layer_class(config, self.dtype, layer_index=i) for i in range(config.encoder_layers)
+        ]
+        self.layernorm_embedding = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
+
+    def plan(self, seq_len: int, attention_type: str, deterministic: bool):
+        """The "reference" plan of a call on `seq_len` tokens, or None for full attention."""
+        if attention_type != "block_sparse":
+            return None
+        # Building the parameters runs a one-token input: no fall-back warning for that.
+        plan = plan_for_config(
+            self.config, seq_len, training=not deterministic, warn=not self.is_initializing()
+        )
+        return BlockSparseIndices.from_plan(plan, self.dtype) if plan.use_block_sparse else None
+
+    def __call__(
+        self,
+        input_ids: jax.Array | None = None,
+        attention_mask: jax.Array | None = None,
+        head_mask: jax.Array | None = None,
+        inputs_embeds: jax.Array | None = None,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        attention_type: str | None = None,
+        block_sparse_indices: BlockSparseIndices | None = None,
+    ):
+        config = self.config
+        attention_type = config.attention_type if attention_type is None else attention_type
+        if attention_type not in ATTENTION_TYPES:
+            raise ValueError(
+                f"attention_type={attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}"
+            )
+        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
+        if input_ids is not None:
+            input_ids = jnp.asarray(input_ids)
+            checks.check_rank("input_ids", input_ids.shape, (2,))
+            check_ids("input_ids", input_ids, config.vocab_size)
+            inputs_embeds = self.embed_tokens(input_ids)
+        else:
+            inputs_embeds = jnp.asarray(inputs_embeds).astype(self.dtype)
+            checks.check_rank("inputs_embeds", inputs_embeds.shape, (3,))
+        batch, length = inputs_embeds.shape[:2]
+        if attention_mask is not None:
+            attention_mask = jnp.asarray(attention_mask)
+            checks.check_same_shape(
+                "attention_mask", attention_mask.shape, (batch, length), "the input"
+            )
+        hidden_states = self.dropout(
+            inputs_embeds + self.embed_positions(length), deterministic=deterministic
+        )  # [B, S, H]
+        dtype = hidden_states.dtype
+        head_masks = expand_head_mask(
+            head_mask, len(self.layers), config.encoder_attention_heads, dtype
+        )
+
+        # One plan for every layer of this call (None: full attention, with the mask honoured).
+        indices = block_sparse_indices
+        if indices is None:
+            indices = self.plan(length, attention_type, deterministic)
+        elif indices.seq_len != length or indices.key_blocks.shape[:2] != (
+            config.encoder_layers,
+            config.encoder_attention_heads,
+        ):
+            raise ValueError(
+                f"block_sparse_indices were planned for {indices.seq_len} tokens and key "
+                f"blocks {tuple(indices.key_blocks.shape)}; this call has {length} tokens, "
+                f"{config.encoder_layers} layers and {config.encoder_attention_heads} heads"
+            )
+        block_sparse = None
+        extended_mask = None
+        if indices is not None:
+            key_keep = (
+                jnp.ones((batch, length), dtype=dtype)
+                if attention_mask is None
+                else attention_mask.astype(dtype)
+            )
+            if indices.pad_length:
+                hidden_states, key_keep = self._pad(hidden_states, key_keep, indices.pad_length)
+            block_sparse = (indices, key_keep)  # key_keep: [B, padded S]
+        elif attention_mask is not None:
+            extended_mask = extended_attention_mask(attention_mask, length, dtype, causal=False)
+
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for i, layer in enumerate(self.layers):
+            if output_hidden_states:
+                all_hidden_states = (*all_hidden_states, hidden_states)
+            new_states, probs = layer(
+                hidden_states,
+                extended_mask,
+                head_masks[i],
+                deterministic,
+                output_attentions,
+                block_sparse,
+            )
+            if not deterministic and self.layerdrop > 0:
+                # LayerDrop (training only): the layer is skipped for the whole batch. A
+                # skipped layer's attention map is returned as zeros.
+                skip = jax.random.uniform(self.make_rng("dropout")) < self.layerdrop
+                new_states = jnp.where(skip, hidden_states, new_states)
+                if probs is not None:
+                    probs = jnp.where(skip, 0.0, probs)
+            hidden_states = new_states
+            if output_attentions:
+                all_attentions = (*all_attentions, probs)
+        hidden_states = self.layernorm_embedding(hidden_states)
+        if output_hidden_states:
+            all_hidden_states = (*all_hidden_states, hidden_states)
+
+        if indices is not None and indices.pad_length:
+            # Every per-token output goes back to the input length.
+            hidden_states = hidden_states[:, :length]
+            if all_hidden_states is not None:
+                all_hidden_states = tuple(h[:, :length] for h in all_hidden_states)
+            if all_attentions is not None:
+                all_attentions = tuple(a[:, :, :length, :length] for a in all_attentions)
+        output = BaseModelOutput(
+            last_hidden_state=hidden_states,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
+        return finish_output(output, return_dict)
+
+    def _pad(
+        self, hidden_states: jax.Array, key_keep: jax.Array, pad_length: int
+    ) -> tuple[jax.Array, jax.Array]:
+        """Append `pad_length` embedded pad tokens (word embedding only, no position, as the
+        reference) and masked-out keep entries."""
+        batch = hidden_states.shape[0]
+        pad_ids = jnp.full((batch, pad_length), self.padding_idx, dtype="i4")
+        pad_embeddings = self.embed_tokens(pad_ids).astype(hidden_states.dtype)  # [B, pad, H]
+        hidden_states = jnp.concatenate([hidden_states, pad_embeddings], axis=1)  # [B, padded S, H]
+        key_keep = jnp.pad(key_keep, ((0, 0), (0, pad_length)))
+        return hidden_states, key_keep
+
+
+class FlaxBigBirdPegasusDecoder(nn.Module):
+    """The decoder stack: embeddings, full-attention layers with cross-attention, final
+    LayerNorm (`layernorm_embedding`)."""
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+    shared_embedding: nn.Module | None = None
+    gradient_checkpointing: bool = False
+
+    def setup(self) -> None:
+        config = self.config
+        self.dropout = nn.Dropout(rate=config.dropout)
+        self.layerdrop = config.decoder_layerdrop
+        self.padding_idx = config.pad_token_id
+        self.max_target_positions = config.max_position_embeddings
+        embed_tokens = self.shared_embedding
+        if embed_tokens is None:
+            embed_tokens = _word_embedding(config, self.dtype)
+        self.embed_tokens = embed_tokens
+        self.embed_positions = FlaxBigBirdPegasusLearnedPositionalEmbedding(
+            config.max_position_embeddings,
+            config.d_model,
+            embedding_init=normal_init(config.init_std),
+            dtype=self.dtype,
+        )
+        layer_class = FlaxBigBirdPegasusDecoderLayer
+        if self.gradient_checkpointing:
+            # The flags init_cache, deterministic, output_attentions are Python values.
+            layer_class = nn.remat(FlaxBigBirdPegasusDecoderLayer, static_argnums=(7, 8, 9))
+        self.layers = [layer_class(config, self.dtype) for _ in range(config.decoder_layers)]
+        self.layernorm_embedding = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
+
+    def __call__(
+        self,
+        input_ids: jax.Array | None = None,
+        attention_mask: jax.Array | None = None,
+        encoder_hidden_states: jax.Array | None = None,
+        encoder_attention_mask: jax.Array | None = None,
+        head_mask: jax.Array | None = None,
+        cross_attn_head_mask: jax.Array | None = None,
+        inputs_embeds: jax.Array | None = None,
+        init_cache: bool = False,
+        past_length: int | jax.Array = 0,
+        cache_length: int | None = None,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+    ):
+        config = self.config
+        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
+        if input_ids is not None:
+            input_ids = jnp.asarray(input_ids)
+            checks.check_rank("decoder input_ids", input_ids.shape, (2,))
+            check_ids("decoder input_ids", input_ids, config.vocab_size)
+            inputs_embeds = self.embed_tokens(input_ids)
+        else:
+            inputs_embeds = jnp.asarray(inputs_embeds).astype(self.dtype)
+            checks.check_rank("decoder inputs_embeds", inputs_embeds.shape, (3,))
+        batch, length = inputs_embeds.shape[:2]
+        # With a preallocated cache the keys are the whole cache; otherwise this call's tokens.
+        key_length = cache_length if cache_length is not None else length
+        positions = self.embed_positions(length, past_length)  # [T, H]
+        hidden_states = self.dropout(
+            inputs_embeds + positions, deterministic=deterministic
+        )  # [B, T, H]
+        dtype = hidden_states.dtype
+
+        # Causal self-attention mask [B, 1, T, K]; with a cache, query i sits at past + i.
+        if attention_mask is not None:
+            attention_mask = jnp.asarray(attention_mask)
+            checks.check_attention_mask_shape(
+                attention_mask.shape, batch, length, key_length, "decoder attention_mask"
+            )
+        keep = attention_mask
+        if keep is None:
+            keep = jnp.ones((batch, key_length), dtype="i4")
+        self_mask = extended_attention_mask(
+            keep, length, dtype, True, past_length if cache_length is not None else None
+        )
+        cross_mask = None
+        if encoder_hidden_states is not None:
+            encoder_hidden_states = jnp.asarray(encoder_hidden_states).astype(dtype)
+            checks.check_rank("encoder_hidden_states", encoder_hidden_states.shape, (3,))
+            if encoder_attention_mask is not None:
+                encoder_attention_mask = jnp.asarray(encoder_attention_mask)
+                checks.check_attention_mask_shape(
+                    encoder_attention_mask.shape,
+                    batch,
+                    length,
+                    encoder_hidden_states.shape[1],
+                    "encoder attention_mask",
+                )
+                cross_mask = extended_attention_mask(
+                    encoder_attention_mask, length, dtype, causal=False
+                )
+        num_layers, num_heads = len(self.layers), config.decoder_attention_heads
+        head_masks = expand_head_mask(head_mask, num_layers, num_heads, dtype)
+        cross_head_masks = expand_head_mask(cross_attn_head_mask, num_layers, num_heads, dtype)
+
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        all_cross_attentions = (
+            () if output_attentions and encoder_hidden_states is not None else None
+        )
+        for i, layer in enumerate(self.layers):
+            if output_hidden_states:
+                all_hidden_states = (*all_hidden_states, hidden_states)
+            new_states, self_probs, cross_probs = layer(
+                hidden_states,
+                self_mask,
+                encoder_hidden_states,
+                cross_mask,
+                head_masks[i],
+                cross_head_masks[i],
+                init_cache,
+                deterministic,
+                output_attentions,
+            )
+            if not deterministic and self.layerdrop > 0:
+                # LayerDrop (training only); the cache of a skipped layer is still written.
+                skip = jax.random.uniform(self.make_rng("dropout")) < self.layerdrop
+                new_states = jnp.where(skip, hidden_states, new_states)
+            hidden_states = new_states
+            if output_attentions:
+                all_attentions = (*all_attentions, self_probs)
+                if all_cross_attentions is not None:
+                    all_cross_attentions = (*all_cross_attentions, cross_probs)
+        hidden_states = self.layernorm_embedding(hidden_states)
+        if output_hidden_states:
+            all_hidden_states = (*all_hidden_states, hidden_states)
+
+        output = BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=hidden_states,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+            cross_attentions=all_cross_attentions,
+        )
+        return finish_output(output, return_dict)
+
+
+def _as_encoder_output(encoder_outputs) -> ModelOutput:
+    """`encoder_outputs` given as an output object or as the tuple
+    `(last_hidden_state[, hidden_states[, attentions]])`."""
+    if isinstance(encoder_outputs, ModelOutput):
+        return encoder_outputs
+    if isinstance(encoder_outputs, (jax.Array, np.ndarray)):
+        return BaseModelOutput(last_hidden_state=encoder_outputs)
+    if not isinstance(encoder_outputs, (tuple, list)) or not encoder_outputs:
+        raise TypeError(
+            "encoder_outputs must be the encoder's output or a tuple starting with its "
+            f"last_hidden_state, got {type(encoder_outputs).__name__}"
+        )
+    fields = ("last_hidden_state", "hidden_states", "attentions")
+    return BaseModelOutput(**dict(zip(fields, encoder_outputs)))
+
+
+class FlaxBigBirdPegasusModule(nn.Module):
+    """The bare encoder-decoder, returning the decoder's hidden states and the encoder's."""
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+    gradient_checkpointing: bool = False
+
+    def setup(self) -> None:
+        config = self.config
+        self.shared = _word_embedding(config, self.dtype)
+        self.encoder = FlaxBigBirdPegasusEncoder(
+            config, self.dtype, self.shared, self.gradient_checkpointing
+        )
+        self.decoder = FlaxBigBirdPegasusDecoder(
+            config, self.dtype, self.shared, self.gradient_checkpointing
+        )
+
+    def __call__(
+        self,
+        input_ids: jax.Array | None = None,
+        attention_mask: jax.Array | None = None,
+        decoder_input_ids: jax.Array | None = None,
+        decoder_attention_mask: jax.Array | None = None,
+        head_mask: jax.Array | None = None,
+        decoder_head_mask: jax.Array | None = None,
+        cross_attn_head_mask: jax.Array | None = None,
+        encoder_outputs=None,
+        inputs_embeds: jax.Array | None = None,
+        decoder_inputs_embeds: jax.Array | None = None,
+        init_cache: bool = False,
+        past_length: int | jax.Array = 0,
+        cache_length: int | None = None,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        attention_type: str | None = None,
+        block_sparse_indices: BlockSparseIndices | None = None,
+    ):
+        config = self.config
+        # Without decoder inputs the decoder reads the encoder input shifted right.
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError(
+                    "without decoder_input_ids or decoder_inputs_embeds the decoder inputs are "
+                    "built from input_ids, which are missing: pass input_ids or decoder inputs"
+                )
+            decoder_input_ids = shift_tokens_right(
+                input_ids, config.pad_token_id, config.decoder_start_token_id
+            )
+
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                head_mask=head_mask,
+                inputs_embeds=inputs_embeds,
+                deterministic=deterministic,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+                attention_type=attention_type,
+                block_sparse_indices=block_sparse_indices,
+            )
+        else:
+            encoder_outputs = _as_encoder_output(encoder_outputs)
+
+        # The cross-attention mask is the encoder's own (unpadded) attention_mask.
+        decoder_outputs = self.decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=attention_mask,
+            head_mask=decoder_head_mask,
+            cross_attn_head_mask=cross_attn_head_mask,
+            inputs_embeds=decoder_inputs_embeds,
+            init_cache=init_cache,
+            past_length=past_length,
+            cache_length=cache_length,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        output = Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+        return finish_output(output, return_dict)
+
+
+class FlaxBigBirdPegasusModel(FlaxBigBirdPegasusPreTrainedModel):
+    """The bare encoder-decoder, returning the decoder's hidden states and the encoder's."""
+
+    module_class = FlaxBigBirdPegasusModule
+
+
+def _base_inputs(**kwargs):
+    """The arguments every head passes through to `FlaxBigBirdPegasusModule`, always as an
+    output object."""
+    return {**kwargs, "return_dict": True}
+
+
+def _seq2seq_fields(outputs: ModelOutput) -> dict:
+    """The fields every seq2seq head output copies from the model output."""
+    return {
+        "decoder_hidden_states": outputs.decoder_hidden_states,
+        "decoder_attentions": outputs.decoder_attentions,
+        "cross_attentions": outputs.cross_attentions,
+        "encoder_last_hidden_state": outputs.encoder_last_hidden_state,
+        "encoder_hidden_states": outputs.encoder_hidden_states,
+        "encoder_attentions": outputs.encoder_attentions,
+    }
+
+
+class FlaxBigBirdPegasusForConditionalGenerationModule(nn.Module):
+    """BigBirdPegasus with the language-modelling head, for summarisation."""
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+    gradient_checkpointing: bool = False
+
+    def setup(self) -> None:
+        config = self.config
+        self.model = FlaxBigBirdPegasusModule(config, self.dtype, self.gradient_checkpointing)
+        # Stored in checkpoints, not trained (a buffer in PyTorch), as the reference.
+        self.final_logits_bias = self.param(
+            "final_logits_bias", nn.initializers.zeros, (1, config.vocab_size)
+        )
+        if not config.tie_word_embeddings:
+            self.lm_head = nn.Dense(
+                config.vocab_size,
+                use_bias=False,
+                kernel_init=normal_init(config.init_std),
+                dtype=self.dtype,
+            )
+
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        decoder_input_ids=None,
+        decoder_attention_mask=None,
+        head_mask=None,
+        decoder_head_mask=None,
+        cross_attn_head_mask=None,
+        encoder_outputs=None,
+        inputs_embeds=None,
+        decoder_inputs_embeds=None,
+        init_cache: bool = False,
+        past_length: int | jax.Array = 0,
+        cache_length: int | None = None,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        attention_type: str | None = None,
+        block_sparse_indices: BlockSparseIndices | None = None,
+    ):
+        outputs = self.model(
+            **_base_inputs(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                decoder_attention_mask=decoder_attention_mask,
+                head_mask=head_mask,
+                decoder_head_mask=decoder_head_mask,
+                cross_attn_head_mask=cross_attn_head_mask,
+                encoder_outputs=encoder_outputs,
+                inputs_embeds=inputs_embeds,
+                decoder_inputs_embeds=decoder_inputs_embeds,
+                init_cache=init_cache,
+                past_length=past_length,
+                cache_length=cache_length,
+                deterministic=deterministic,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                attention_type=attention_type,
+                block_sparse_indices=block_sparse_indices,
+            )
+        )
+        hidden_states = outputs.last_hidden_state  # [B, T, H]
+        if self.config.tie_word_embeddings:
+            # The LM head shares the word-embedding matrix [V, H].
+            shared = self.model.variables["params"]["shared"]["embedding"]
+            lm_logits = hidden_states @ shared.T.astype(self.dtype)
+        else:
+            lm_logits = self.lm_head(hidden_states)
+        lm_logits = lm_logits + self.final_logits_bias.astype(self.dtype)  # [B, T, V]
+        output = Seq2SeqLMOutput(logits=lm_logits, **_seq2seq_fields(outputs))
+        return finish_output(output, return_dict)
+
+
+class FlaxBigBirdPegasusForConditionalGeneration(
+    FlaxGenerationMixin, FlaxBigBirdPegasusPreTrainedModel
+):
+    """BigBirdPegasus with the language-modelling head, for summarisation; see `generate`."""
+
+    module_class = FlaxBigBirdPegasusForConditionalGenerationModule
+    # The LM head shares the word-embedding matrix (when `tie_word_embeddings`, the default).
+    tied_weights = ("lm_head.weight",)
+
+    def __init__(self, config: BigBirdPegasusConfig, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.generation_config = GenerationConfig.from_model_config(config)
+
+
+class FlaxBigBirdPegasusForSequenceClassificationModule(nn.Module):
+    """BigBirdPegasus with a classification (or regression) head on the decoder state at the
+    last end-of-sequence token of the input."""
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+    gradient_checkpointing: bool = False
+
+    def setup(self) -> None:
+        config = self.config
+        self.model = FlaxBigBirdPegasusModule(config, self.dtype, self.gradient_checkpointing)
+        self.classification_head = FlaxBigBirdPegasusClassificationHead(
+            config.d_model,
+            config.d_model,
+            config.num_labels,
+            config.classifier_dropout,
+            config.init_std,
+            self.dtype,
+        )
+
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        decoder_input_ids=None,
+        decoder_attention_mask=None,
+        head_mask=None,
+        decoder_head_mask=None,
+        cross_attn_head_mask=None,
+        encoder_outputs=None,
+        inputs_embeds=None,
+        decoder_inputs_embeds=None,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        attention_type: str | None = None,
+        block_sparse_indices: BlockSparseIndices | None = None,
+    ):
+        if input_ids is None:
+            # The end-of-sequence positions are read from input_ids.
+            raise NotImplementedError(
+                "FlaxBigBirdPegasusForSequenceClassification needs input_ids (inputs_embeds "
+                "alone are not supported)"
+            )
+        outputs = self.model(
+            **_base_inputs(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                decoder_attention_mask=decoder_attention_mask,
+                head_mask=head_mask,
+                decoder_head_mask=decoder_head_mask,
+                cross_attn_head_mask=cross_attn_head_mask,
+                encoder_outputs=encoder_outputs,
+                inputs_embeds=inputs_embeds,
+                decoder_inputs_embeds=decoder_inputs_embeds,
+                deterministic=deterministic,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                attention_type=attention_type,
+                block_sparse_indices=block_sparse_indices,
+            )
+        )
+        hidden_states = outputs.last_hidden_state  # [B, T, H]
+        sentence_representation = self._last_eos_states(input_ids, hidden_states)  # [B, H]
+        logits = self.classification_head(sentence_representation, deterministic)
+        output = Seq2SeqSequenceClassifierOutput(logits=logits, **_seq2seq_fields(outputs))
+        return finish_output(output, return_dict)
+
+    def _last_eos_states(self, input_ids: jax.Array, hidden_states: jax.Array) -> jax.Array:
+        """The decoder state at the last `eos_token_id` of each row of `input_ids`; every row
+        must hold the same (non-zero) number of them, as the reference requires (checked when
+        the ids are concrete, not while `jax.jit` traces them)."""
+        if hidden_states.shape[:2] != input_ids.shape:
+            raise ValueError(
+                f"the decoder output has {hidden_states.shape[1]} positions but input_ids has "
+                f"{input_ids.shape[1]}: the end-of-sequence positions of input_ids must index "
+                "the decoder output (leave decoder_input_ids unset or give them the same length)"
+            )
+        eos = self.config.eos_token_id
+        eos_mask = input_ids == eos  # [B, S]
+        if is_concrete(input_ids):
+            counts = np.asarray(eos_mask).sum(axis=1)
+            if int(counts.min()) != int(counts.max()):
+                raise ValueError(
+                    "All examples must have the same number of <eos> tokens (eos_token_id="
+                    f"{eos}); got {counts.tolist()} per row"
+                )
+            if int(counts.min()) == 0:
+                raise ValueError(
+                    f"no <eos> token (eos_token_id={eos}) in input_ids: the classification "
+                    "head reads the decoder state at the last one"
+                )
+        positions = jnp.arange(input_ids.shape[1])  # [S]
+        last_eos = jnp.argmax(eos_mask.astype("i4") * positions, axis=1)  # [B]
+        return hidden_states[jnp.arange(input_ids.shape[0]), last_eos]
+
+
+class FlaxBigBirdPegasusForSequenceClassification(FlaxBigBirdPegasusPreTrainedModel):
+    """BigBirdPegasus with a classification (or regression) head on the decoder state at the
+    last end-of-sequence token of the input."""
+
+    module_class = FlaxBigBirdPegasusForSequenceClassificationModule
+
+
+class FlaxBigBirdPegasusForQuestionAnsweringModule(nn.Module):
+    """BigBirdPegasus with a span head (start/end logits) on the decoder's hidden states."""
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+    gradient_checkpointing: bool = False
+
+    def setup(self) -> None:
+        config = self.config
+        self.model = FlaxBigBirdPegasusModule(config, self.dtype, self.gradient_checkpointing)
+        self.qa_outputs = nn.Dense(2, kernel_init=normal_init(config.init_std), dtype=self.dtype)
+
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        decoder_input_ids=None,
+        decoder_attention_mask=None,
+        head_mask=None,
+        decoder_head_mask=None,
+        cross_attn_head_mask=None,
+        encoder_outputs=None,
+        inputs_embeds=None,
+        decoder_inputs_embeds=None,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        attention_type: str | None = None,
+        block_sparse_indices: BlockSparseIndices | None = None,
+    ):
+        outputs = self.model(
+            **_base_inputs(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                decoder_attention_mask=decoder_attention_mask,
+                head_mask=head_mask,
+                decoder_head_mask=decoder_head_mask,
+                cross_attn_head_mask=cross_attn_head_mask,
+                encoder_outputs=encoder_outputs,
+                inputs_embeds=inputs_embeds,
+                decoder_inputs_embeds=decoder_inputs_embeds,
+                deterministic=deterministic,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                attention_type=attention_type,
+                block_sparse_indices=block_sparse_indices,
+            )
+        )
+        logits = self.qa_outputs(outputs.last_hidden_state)  # [B, T, 2]
+        start_logits, end_logits = logits[..., 0], logits[..., 1]  # [B, T] each
+        output = Seq2SeqQuestionAnsweringModelOutput(
+            start_logits=start_logits,
+            end_logits=end_logits,
+            **_seq2seq_fields(outputs),
+        )
+        return finish_output(output, return_dict)
+
+
+class FlaxBigBirdPegasusForQuestionAnswering(FlaxBigBirdPegasusPreTrainedModel):
+    """BigBirdPegasus with a span head (start/end logits) on the decoder's hidden states."""
+
+    module_class = FlaxBigBirdPegasusForQuestionAnsweringModule
+
+
+class FlaxBigBirdPegasusDecoderWrapper(nn.Module):
+    """Holds the decoder as `decoder`, so that a decoder-only model has the checkpoint names
+    `model.decoder.*` of the encoder-decoder."""
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+    gradient_checkpointing: bool = False
+
+    def setup(self) -> None:
+        self.decoder = FlaxBigBirdPegasusDecoder(
+            self.config, self.dtype, gradient_checkpointing=self.gradient_checkpointing
+        )
+
+    def __call__(self, *args, **kwargs):
+        return self.decoder(*args, **kwargs)
+
+
+class FlaxBigBirdPegasusForCausalLMModule(nn.Module):
+    """The BigBirdPegasus decoder alone as a causal language model; cross-attention runs when
+    `encoder_hidden_states` are given."""
+
+    config: BigBirdPegasusConfig
+    dtype: Any = jnp.float32
+    gradient_checkpointing: bool = False
+
+    def setup(self) -> None:
+        config = self.config
+        self.model = FlaxBigBirdPegasusDecoderWrapper(
+            config, self.dtype, self.gradient_checkpointing
+        )
+        if not config.tie_word_embeddings:
+            self.lm_head = nn.Dense(
+                config.vocab_size,
+                use_bias=False,
+                kernel_init=normal_init(config.init_std),
+                dtype=self.dtype,
+            )
+
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        head_mask=None,
+        cross_attn_head_mask=None,
+        inputs_embeds=None,
+        init_cache: bool = False,
+        past_length: int | jax.Array = 0,
+        cache_length: int | None = None,
+        deterministic: bool = True,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+    ):
+        outputs = self.model.decoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            head_mask=head_mask,
+            cross_attn_head_mask=cross_attn_head_mask,
+            inputs_embeds=inputs_embeds,
+            init_cache=init_cache,
+            past_length=past_length,
+            cache_length=cache_length,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        hidden_states = outputs.last_hidden_state  # [B, T, H]
+        if self.config.tie_word_embeddings:
+            table = self.model.variables["params"]["decoder"]["embed_tokens"]["embedding"]
+            logits = hidden_states @ table.T.astype(self.dtype)  # [B, T, V]
+        else:
+            logits = self.lm_head(hidden_states)
+        # As the reference: labels are compared position by position with the logits (not
+        # shifted), so a training loop passes the next tokens to `masked_lm_loss`.
+        output = CausalLMOutputWithCrossAttentions(
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
+        )
+        return finish_output(output, return_dict)
+
+
+class FlaxBigBirdPegasusForCausalLM(FlaxGenerationMixin, FlaxBigBirdPegasusPreTrainedModel):
+    """The BigBirdPegasus decoder alone as a causal language model (the config is used with
+    `is_decoder=True, is_encoder_decoder=False`); cross-attention runs when
+    `encoder_hidden_states` are given. Unlike the BERT-style causal LMs, the labels of a loss are
+    not shifted (as the reference): `labels[:, t]` is the target of position t."""
+
+    module_class = FlaxBigBirdPegasusForCausalLMModule
+    tied_weights = ("lm_head.weight",)
+    has_encoder = False
+
+    def __init__(self, config: BigBirdPegasusConfig, *args: Any, **kwargs: Any) -> None:
+        if isinstance(config, BigBirdPegasusConfig):
+            config = config.copy(is_decoder=True, is_encoder_decoder=False)
+        super().__init__(config, *args, **kwargs)
+        self.generation_config = GenerationConfig.from_model_config(config)
+
+    def _dummy_inputs(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
+        input_ids = jnp.zeros(input_shape, dtype="i4")
+        batch = input_shape[0]
+        # A one-token memory builds the cross-attention parameters too.
+        encoder_hidden_states = jnp.zeros((batch, 1, self.config.d_model), dtype=self.dtype)
+        return {"input_ids": input_ids, "encoder_hidden_states": encoder_hidden_states}
+
+    def _cache_inputs(self, batch_size: int, max_length: int) -> dict[str, Any]:
+        return {"input_ids": jnp.zeros((batch_size, max_length), dtype="i4")}
+
+    def __call__(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        head_mask=None,
+        cross_attn_head_mask=None,
+        inputs_embeds=None,
+        params: dict | None = None,
+        dropout_rng: jax.Array | None = None,
+        train: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        past_key_values: dict | None = None,
+    ):
+        """Run the decoder: `past_key_values` (from `init_cache`) makes the call a decoding
+        step; its `attention_mask`, if given, covers the whole cache `[B, max_length]`."""
+        optional = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "encoder_hidden_states": encoder_hidden_states,
+            "encoder_attention_mask": encoder_attention_mask,
+            "head_mask": head_mask,
+            "cross_attn_head_mask": cross_attn_head_mask,
+            "inputs_embeds": inputs_embeds,
+        }
+        return self._run(
+            self._given(optional),
+            params,
+            dropout_rng,
+            train,
+            output_attentions,
+            output_hidden_states,
+            return_dict,
+            past_key_values,
+            None,
+        )

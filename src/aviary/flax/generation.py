@@ -1,0 +1,345 @@
+"""Greedy and beam-search generation for the Flax models (`FlaxGenerationMixin.generate`).
+
+An encoder-decoder model runs its encoder once; the decoder then produces one token per step from
+a preallocated key/value cache of the final length (`init_cache`), through one jitted step
+function (the new token is the only decoder input after the first step, so every step after the
+first has the same shapes and compiles once). Beam search reorders the cache rows after each step.
+The bookkeeping that is not tensor work (settings, finished hypotheses) is
+`aviary.core.generation`, shared by the three frameworks; the token choice runs on the host in
+numpy, as in the PyTorch loop.
+
+A model using this mixin provides the wrapper `__call__` with the reference's arguments plus
+`params=` and `past_key_values=`, `encode()` and `init_cache()` (for encoder-decoders), and a
+`generation_config` attribute.
+
+Shapes: B batch · K beams · P prompt length · T current length · V vocabulary · M max length.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aviary.core.generation import GENERATION_CONFIG_NAME, BeamSearchScorer, GenerationConfig
+
+
+class FlaxGenerationMixin:
+    """`generate()` for Flax models with a language-modelling head (greedy and beams)."""
+
+    generation_config: GenerationConfig
+
+    # -- checkpoints: generation_config.json travels with the model ------------------------------
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, *args: Any, **kwargs: Any):
+        result = super().from_pretrained(folder, *args, **kwargs)
+        model = result[0] if isinstance(result, tuple) else result
+        if (Path(folder) / GENERATION_CONFIG_NAME).is_file():
+            model.generation_config = GenerationConfig.from_pretrained(folder)
+        return result
+
+    def save_pretrained(self, folder: str | os.PathLike, *args: Any, **kwargs: Any) -> Path:
+        folder = super().save_pretrained(folder, *args, **kwargs)
+        self.generation_config.save_pretrained(folder)
+        return folder
+
+    # -- the cache ------------------------------------------------------------------------------
+    @staticmethod
+    def reorder_cache(past_key_values: dict, beam_idx: np.ndarray) -> dict:
+        """The cache of the beams `beam_idx` (int `[B * K]`, rows of the current beams): every
+        cached key and value is indexed on its batch axis; the cache indices stay. (The Flax
+        decoders cache only self-attention; cross-attention is recomputed from the encoder
+        output, whose rows are the same for every beam of an example.)"""
+        rows = jnp.asarray(beam_idx)
+
+        def move(path, leaf):
+            name = getattr(path[-1], "key", None)
+            return leaf[rows] if name in ("cached_key", "cached_value") else leaf
+
+        return jax.tree_util.tree_map_with_path(move, past_key_values)
+
+    # -- generate -------------------------------------------------------------------------------
+    def generate(
+        self,
+        input_ids: Any = None,
+        attention_mask: Any = None,
+        *,
+        max_new_tokens: int | None = None,
+        max_length: int | None = None,
+        min_length: int | None = None,
+        num_beams: int | None = None,
+        num_return_sequences: int | None = None,
+        length_penalty: float | None = None,
+        early_stopping: bool | str | None = None,
+        decoder_start_token_id: int | None = None,
+        bos_token_id: int | None = None,
+        eos_token_id: int | list[int] | None = None,
+        pad_token_id: int | None = None,
+        use_cache: bool | None = None,
+        do_sample: bool | None = None,
+        generation_config: GenerationConfig | None = None,
+        encoder_outputs: Any = None,
+        params: dict | None = None,
+    ) -> np.ndarray:
+        """Generate token ids: greedy (`num_beams=1`) or beam search.
+
+        Settings not given here come from `generation_config` (default: the model's, built from
+        its config and `generation_config.json`). Returns int64 `[B * num_return_sequences, T]`:
+        for an encoder-decoder the decoder sequences, starting with `decoder_start_token_id`;
+        for a decoder-only model the prompt followed by the new tokens. A sequence that ended
+        with `eos_token_id` is padded with `pad_token_id`.
+        """
+        base = generation_config if generation_config is not None else self.generation_config
+        gen = base.resolve(
+            max_new_tokens=max_new_tokens,
+            max_length=max_length,
+            min_length=min_length,
+            num_beams=num_beams,
+            num_return_sequences=num_return_sequences,
+            length_penalty=length_penalty,
+            early_stopping=early_stopping,
+            decoder_start_token_id=decoder_start_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            use_cache=use_cache,
+            do_sample=do_sample,
+        )
+        params = self.params if params is None else params
+        sequences, model_kwargs = self._prepare_generation(
+            input_ids, attention_mask, encoder_outputs, gen, params
+        )
+        if gen.num_beams == 1:
+            return self._greedy_search(sequences, model_kwargs, gen, params)
+        return self._beam_search(sequences, model_kwargs, gen, params)
+
+    def _prepare_generation(
+        self,
+        input_ids: Any,
+        attention_mask: Any,
+        encoder_outputs: Any,
+        gen: GenerationConfig,
+        params: dict,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """The starting sequences `[B * K, P]` and the per-step model arguments (beams of one
+        example are adjacent rows)."""
+        k = gen.num_beams
+        encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
+        if input_ids is not None:
+            input_ids = np.asarray(input_ids)
+            if input_ids.ndim != 2:
+                raise ValueError(f"input_ids must be [batch, length], got {input_ids.shape}")
+        if attention_mask is None and input_ids is not None:
+            attention_mask = self._infer_attention_mask(input_ids, gen)
+        if attention_mask is not None:
+            attention_mask = np.asarray(attention_mask)
+
+        if not encoder_decoder:
+            if input_ids is None:
+                raise ValueError("a decoder-only model needs input_ids (the prompt) to generate")
+            sequences = np.repeat(input_ids.astype(np.int64), k, axis=0)  # [B * K, P]
+            return sequences, {"attention_mask": np.repeat(attention_mask, k, axis=0)}
+
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("give input_ids (or encoder_outputs) to generate")
+            encoder_outputs = self.encode(input_ids, attention_mask, params=params)
+        encoder_states = encoder_outputs[0]  # [B, S, H]
+        batch = encoder_states.shape[0]
+        start = gen.decoder_start_token_id
+        if start is None:
+            start = gen.bos_token_id
+        if start is None:
+            raise ValueError(
+                "generation needs decoder_start_token_id (or bos_token_id) in the arguments, "
+                "the generation config or the model config"
+            )
+        sequences = np.full((batch * k, 1), int(start), dtype=np.int64)
+        model_kwargs = {
+            # (last_hidden_state,) as the tuple form of the encoder output: [B * K, S, H]
+            "encoder_outputs": (jnp.repeat(jnp.asarray(encoder_states), k, axis=0),),
+            "attention_mask": (
+                None if attention_mask is None else jnp.asarray(np.repeat(attention_mask, k, 0))
+            ),
+        }
+        return sequences, model_kwargs
+
+    @staticmethod
+    def _infer_attention_mask(input_ids: np.ndarray, gen: GenerationConfig) -> np.ndarray:
+        # As the reference: padding tokens are masked out when the pad id is in the input and is
+        # not also an end-of-sequence id (then it cannot tell padding apart); else all ones.
+        pad = gen.pad_token_id
+        if pad is not None and pad not in gen.eos_token_ids and bool((input_ids == pad).any()):
+            return (input_ids != pad).astype(np.int64)
+        return np.ones_like(input_ids)
+
+    def _decoder_step(self, params, cache, new_ids, model_kwargs):
+        """Logits `[B * K, V]` of the token after `new_ids` (written into `cache` at its index)
+        and the updated cache; a pure function, jitted once per model (`_jitted_step`)."""
+        if getattr(self.config, "is_encoder_decoder", False):
+            outputs = self(
+                attention_mask=model_kwargs["attention_mask"],
+                encoder_outputs=model_kwargs["encoder_outputs"],
+                decoder_input_ids=new_ids,
+                params=params,
+                past_key_values=cache,
+            )
+        else:
+            outputs = self(
+                input_ids=new_ids,
+                attention_mask=model_kwargs["cache_mask"],
+                params=params,
+                past_key_values=cache,
+            )
+        return outputs.logits[:, -1, :].astype(jnp.float32), outputs.past_key_values
+
+    def _jitted_step(self):
+        step = self.__dict__.get("_jitted_step_function")
+        if step is None:
+            step = jax.jit(self._decoder_step)
+            self.__dict__["_jitted_step_function"] = step
+        return step
+
+    def _next_token_logits(
+        self,
+        sequences: np.ndarray,
+        model_kwargs: dict[str, Any],
+        cache: dict | None,
+        gen: GenerationConfig,
+        params: dict,
+        max_length: int,
+    ) -> tuple[np.ndarray, dict | None]:
+        """Logits `[B * K, V]` (numpy float32) of the token after `sequences`, and the cache."""
+        encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
+        if gen.use_cache:
+            if cache is None:  # the first step feeds the whole prompt
+                cache = self.init_cache(sequences.shape[0], max_length)
+                new = sequences
+                if not encoder_decoder:
+                    # The self-attention keys are the whole cache [B * K, M]; the causal rule
+                    # hides the positions not written yet.
+                    mask = model_kwargs["attention_mask"]
+                    grown = max_length - mask.shape[1]
+                    model_kwargs["cache_mask"] = jnp.asarray(
+                        np.concatenate([mask, np.ones((mask.shape[0], grown), mask.dtype)], 1)
+                    )
+            else:
+                new = sequences[:, -1:]
+            logits, cache = self._jitted_step()(params, cache, jnp.asarray(new), model_kwargs)
+            return np.asarray(logits), cache
+        # Without a cache: the whole sequence each step.
+        if encoder_decoder:
+            outputs = self(
+                attention_mask=model_kwargs["attention_mask"],
+                encoder_outputs=model_kwargs["encoder_outputs"],
+                decoder_input_ids=jnp.asarray(sequences),
+                params=params,
+            )
+        else:
+            mask = model_kwargs["attention_mask"]  # [B * K, P] -> [B * K, T]
+            grown = sequences.shape[1] - mask.shape[1]
+            mask = np.concatenate([mask, np.ones((mask.shape[0], grown), mask.dtype)], axis=1)
+            outputs = self(input_ids=jnp.asarray(sequences), attention_mask=mask, params=params)
+        return np.asarray(outputs.logits[:, -1, :], dtype=np.float32), None
+
+    @staticmethod
+    def _process_scores(scores: np.ndarray, length: int, gen: GenerationConfig) -> np.ndarray:
+        """The reference's default score processing: end-of-sequence is forbidden while the
+        sequence (prompt included) is shorter than `min_length`."""
+        if gen.min_length and length < gen.min_length and gen.eos_token_ids:
+            scores = scores.copy()
+            scores[:, list(gen.eos_token_ids)] = -np.inf
+        return scores
+
+    def _greedy_search(
+        self,
+        sequences: np.ndarray,
+        model_kwargs: dict[str, Any],
+        gen: GenerationConfig,
+        params: dict,
+    ) -> np.ndarray:
+        prompt_length = sequences.shape[1]
+        max_length = gen.max_length_for(prompt_length)
+        eos = np.asarray(gen.eos_token_ids, dtype=np.int64)
+        unfinished = np.ones(sequences.shape[0], dtype=bool)
+        cache = None
+        while sequences.shape[1] < max_length:
+            logits, cache = self._next_token_logits(
+                sequences, model_kwargs, cache, gen, params, max_length
+            )
+            scores = self._process_scores(logits, sequences.shape[1], gen)
+            next_tokens = np.argmax(scores, axis=-1)  # [B]
+            if eos.size:
+                # Finished rows continue with padding.
+                next_tokens = np.where(unfinished, next_tokens, gen.pad_token_id)
+            sequences = np.concatenate([sequences, next_tokens[:, None]], axis=1)
+            if eos.size:
+                unfinished = unfinished & ~np.isin(next_tokens, eos)
+                if not unfinished.any():
+                    break
+        return sequences
+
+    def _beam_search(
+        self,
+        sequences: np.ndarray,
+        model_kwargs: dict[str, Any],
+        gen: GenerationConfig,
+        params: dict,
+    ) -> np.ndarray:
+        k = gen.num_beams
+        batch = sequences.shape[0] // k
+        prompt_length = sequences.shape[1]
+        max_length = gen.max_length_for(prompt_length)
+        scorer = BeamSearchScorer(
+            batch,
+            k,
+            length_penalty=gen.length_penalty,
+            early_stopping=gen.early_stopping,
+            num_beam_hyps_to_keep=gen.num_return_sequences,
+            max_length=max_length,
+        )
+        beam_scores = scorer.initial_beam_scores()  # [B * K]
+        # Enough candidates that K of them do not end the sequence.
+        candidates = max(2, 1 + len(gen.eos_token_ids)) * k
+        cache = None
+        while True:
+            logits, cache = self._next_token_logits(
+                sequences, model_kwargs, cache, gen, params, max_length
+            )
+            scores = np.asarray(jax.nn.log_softmax(jnp.asarray(logits), axis=-1))  # [B * K, V]
+            scores = self._process_scores(scores, sequences.shape[1], gen)
+            scores = scores + beam_scores[:, None]
+            vocab = scores.shape[-1]
+            scores = scores.reshape(batch, k * vocab)
+            # The best `candidates` per example, best first (a stable sort keeps ties in order).
+            top_ids = np.argsort(-scores, axis=1, kind="stable")[:, :candidates]
+            top_scores = np.take_along_axis(scores, top_ids, axis=1)
+            next_indices = top_ids // vocab  # beam within the example
+            next_tokens = top_ids % vocab
+            beam_scores, new_tokens, rows = scorer.process(
+                sequences,
+                top_scores,
+                next_tokens,
+                next_indices,
+                gen.eos_token_ids,
+                gen.pad_token_id,
+                prompt_length,
+            )
+            sequences = np.concatenate([sequences[rows], new_tokens[:, None]], axis=1)
+            if cache is not None:
+                cache = self.reorder_cache(cache, rows)  # [B * K, ...] rows of the new beams
+            if scorer.is_done or sequences.shape[1] >= max_length:
+                break
+        best, _ = scorer.finalize(
+            sequences,
+            beam_scores,
+            max_length,
+            gen.eos_token_ids,
+            gen.pad_token_id,
+            prompt_length,
+        )
+        return best
