@@ -69,8 +69,9 @@ def probe_inputs(
 
     A block-sparse config gets an input just long enough to run block-sparse attention (one
     block past the full-attention threshold), so that path is compared too. An encoder-decoder
-    config gets `decoder_input_ids` (the start token and 3 ids) and an end-of-sequence token at
-    the last position of every row (what its sequence-classification head pools).
+    config gets an end-of-sequence token at the last position of every row (what its
+    sequence-classification head pools); its decoder inputs are the models' default, the input
+    shifted right.
     """
     rng = np.random.default_rng(seed)
     if getattr(config, "attention_type", None) == "block_sparse":
@@ -83,8 +84,6 @@ def probe_inputs(
     inputs = {"input_ids": ids.astype(np.int64), "attention_mask": mask}
     if getattr(config, "is_encoder_decoder", False):
         inputs["input_ids"][:, -1] = config.eos_token_id
-        start = np.full((batch, 1), config.decoder_start_token_id, np.int64)
-        inputs["decoder_input_ids"] = np.concatenate([start, inputs["input_ids"][:, :3]], axis=1)
     return inputs
 
 
