@@ -53,9 +53,11 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+
+from aviary.core.configs import ATTENTION_TYPES
 
 POLICIES = ("reference", "fixed", "resample")
 NUM_GLOBAL_BLOCKS = 2  # the first and the last block
@@ -65,6 +67,12 @@ WINDOW_BLOCKS = 3  # q-1, q, q+1
 PAPER_ERA_LENGTHS = frozenset({1024, 3072, 4096})
 # The paper-era generator draws random blocks only from the first this-many tokens.
 PAPER_ERA_LAST_INDEX = 1024
+
+
+# The reference's additive penalty for masked keys and invalid slots in block-sparse mode (full
+# attention uses the dtype's minimum instead). In float32, exp(score - 10000) is exactly 0 next to
+# any kept key.
+MASK_PENALTY = -10000.0
 
 
 class BlockSparseWarning(UserWarning):
@@ -449,6 +457,12 @@ class AttentionPlan:
         return NUM_GLOBAL_BLOCKS + WINDOW_BLOCKS + self.num_random_blocks
 
     @property
+    def slot_penalty(self) -> np.ndarray:
+        """float32 `[n-2, 5+r]`: `MASK_PENALTY` on the slots the plan marks invalid, else 0.
+        Frameworks add it to the gathered scores (and the key penalty of padding keys)."""
+        return _read_only((~self.key_block_valid).astype(np.float32) * np.float32(MASK_PENALTY))
+
+    @property
     def generator(self) -> str:
         """The generator of the random blocks: 'paper-era', 'segment-plan', 'all-zero' or 'none'."""
         if not self.use_block_sparse:
@@ -587,6 +601,111 @@ def plan_for_config(
         max_position_embeddings=config.max_position_embeddings,
         warn=warn,
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# The per-call controller: one per model with a block-sparse encoder, in every framework
+
+
+def check_attention_type(attention_type: str, *, decoder: bool = False) -> None:
+    """Raise `ValueError` for an unknown attention type, or for block-sparse attention in a
+    `decoder` (a causal or cross-attending stack), which block-sparse attention cannot be."""
+    if attention_type not in ATTENTION_TYPES:
+        raise ValueError(
+            f"attention_type={attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}"
+        )
+    if attention_type == "block_sparse" and decoder:
+        raise ValueError(
+            "BigBird as a decoder (is_decoder or add_cross_attention) needs "
+            "attention_type='original_full': block-sparse attention is neither causal nor "
+            "cross-attention. Build the config with attention_type='original_full' (or pass "
+            "attention_type='original_full' to from_pretrained)."
+        )
+
+
+class BlockSparseController:
+    """What a BigBird encoder decides per call, outside its layers: the attention type, the
+    random-block policy and its generator, and the plan of each call.
+
+    `decoder` (default: the config's `is_decoder or add_cross_attention`) forbids block-sparse
+    attention. Every framework's model holds one and asks it for the plan of each forward.
+    """
+
+    def __init__(self, config: object, *, decoder: bool | None = None) -> None:
+        self.config = config
+        if decoder is None:
+            decoder = bool(
+                getattr(config, "is_decoder", False)
+                or getattr(config, "add_cross_attention", False)
+            )
+        self.decoder = decoder
+        self.attention_type = "original_full"
+        self.set_attention_type(config.attention_type)
+        self.policy = "reference"
+        self.rng: np.random.Generator | None = None
+
+    def set_attention_type(self, attention_type: str) -> None:
+        """`"block_sparse"` or `"original_full"` for later calls (the config is left as it is)."""
+        check_attention_type(attention_type, decoder=self.decoder)
+        self.attention_type = attention_type
+
+    def set_policy(self, policy: str = "reference", rng: np.random.Generator | None = None) -> None:
+        """How block-sparse calls draw their random key blocks (see `POLICIES`)."""
+        check_policy(policy, rng)
+        self.policy = policy
+        self.rng = rng
+
+    def plan(
+        self,
+        seq_len: int,
+        *,
+        training: bool,
+        past_length: int = 0,
+        attention_mask_rank: int | None = None,
+        has_encoder_hidden_states: bool = False,
+    ) -> AttentionPlan | None:
+        """The block-sparse plan of a call on `seq_len` new tokens, or None for full attention.
+
+        Under the "resample" policy each call draws from the generator (so calling this yourself
+        advances it too). A call with a cache (`past_length > 0`) is a decoder step: full attention.
+        """
+        if self.attention_type != "block_sparse":
+            return None
+        if has_encoder_hidden_states:
+            raise ValueError(
+                "encoder_hidden_states need cross-attention, which BigBird only has with "
+                "attention_type='original_full'"
+            )
+        if past_length:
+            return None
+        plan = plan_for_config(
+            self.config, seq_len, training=training, policy=self.policy, rng=self.rng
+        )
+        if not plan.use_block_sparse:
+            return None
+        if attention_mask_rank is not None and attention_mask_rank != 2:
+            raise ValueError(
+                "block-sparse attention takes a [batch, sequence] attention_mask, got a mask of "
+                f"rank {attention_mask_rank}"
+            )
+        return plan
+
+
+def unpad_outputs(
+    plan: AttentionPlan | None, last_hidden_state: Any, hidden_states: Any, attentions: Any
+) -> tuple[Any, Any, Any]:
+    """Cut every per-token output of a padded block-sparse call back to the input length:
+    `last_hidden_state` `[B, L, H]`, each of `hidden_states` `[B, L, H]` and each of `attentions`
+    `[B, N, L, L]`. Plain slicing, so any framework's arrays work; None passes through."""
+    if plan is None or not plan.pad_length:
+        return last_hidden_state, hidden_states, attentions
+    length = plan.seq_len
+    last_hidden_state = last_hidden_state[:, :length]
+    if hidden_states is not None:
+        hidden_states = tuple(h[:, :length] for h in hidden_states)
+    if attentions is not None:
+        attentions = tuple(a[:, :, :length, :length] for a in attentions)
+    return last_hidden_state, hidden_states, attentions
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

@@ -325,6 +325,7 @@ class BigBirdPegasusConfig(PretrainedConfig):
         "num_attention_heads": "encoder_attention_heads",
         "hidden_size": "d_model",
         "attention_probs_dropout_prob": "attention_dropout",
+        "initializer_range": "init_std",
     }
     defaults = {
         "vocab_size": 96103,

@@ -174,3 +174,40 @@ def _short(value: Any) -> str:
 def output_class(name: str, base: type[ModelOutput] = ModelOutput) -> type[ModelOutput]:
     """Create the output class `name` with the fields listed in `OUTPUT_FIELDS`."""
     return type(name, (base,), {"_fields": OUTPUT_FIELDS[name], "__doc__": f"{name} fields."})
+
+
+# -- the head mechanism: flags, and a head's output from its base model's ------------------------
+
+
+def resolve_return_dict(config: Any, return_dict: bool | None) -> bool:
+    """A call's `return_dict`, defaulting to the config's."""
+    return config.use_return_dict if return_dict is None else bool(return_dict)
+
+
+def resolve_output_flags(
+    config: Any, output_attentions: bool | None, output_hidden_states: bool | None
+) -> tuple[bool, bool]:
+    """A call's `(output_attentions, output_hidden_states)`, defaulting to the config's."""
+    if output_attentions is None:
+        output_attentions = config.output_attentions
+    if output_hidden_states is None:
+        output_hidden_states = config.output_hidden_states
+    return bool(output_attentions), bool(output_hidden_states)
+
+
+def head_output(
+    output_class: type[ModelOutput],
+    base_outputs: ModelOutput | None,
+    return_dict: bool,
+    **fields: Any,
+) -> ModelOutput | tuple[Any, ...]:
+    """A head's output: the head's own `fields` (loss, logits, ...) plus every other field of
+    `output_class` copied from the base model's output of the same name (hidden states,
+    attentions, cache, encoder outputs, ...). The object, or its tuple when not `return_dict`.
+    """
+    if base_outputs is not None:
+        for name in output_class._fields:
+            if name not in fields and name in base_outputs._fields:
+                fields[name] = getattr(base_outputs, name)
+    output = output_class(**fields)
+    return output if return_dict else output.to_tuple()
