@@ -92,6 +92,17 @@ def test_controller_errors():
         controller.set_policy("random")
 
 
+def test_controller_warns_unless_told_not_to(recwarn):
+    import aviary.core.block_sparse as block_sparse
+
+    block_sparse._warned_reasons.clear()
+    controller = BlockSparseController(BigBirdConfig(**SMALL))
+    assert controller.plan(12, training=False, warn=False) is None
+    assert not [w for w in recwarn if issubclass(w.category, block_sparse.BlockSparseWarning)]
+    with pytest.warns(block_sparse.BlockSparseWarning, match="use full attention"):
+        controller.plan(12, training=False)
+
+
 def test_resample_policy_draws_from_its_generator():
     controller = BlockSparseController(BigBirdConfig(**SMALL))
     controller.set_policy("resample", np.random.default_rng(7))
@@ -121,6 +132,8 @@ def test_unpad_outputs_cuts_every_per_token_axis():
     assert attentions[0].shape == (2, 2, 30, 30)
     np.testing.assert_array_equal(last, hidden[:, :30])
     assert unpad_outputs(plan, hidden, None, None)[1:] == (None, None)
+    # Layers skipped by layerdrop have no attention map.
+    assert unpad_outputs(plan, hidden, None, (None, attention))[2][0] is None
     assert unpad_outputs(None, hidden, None, None)[0] is hidden
 
 

@@ -663,11 +663,13 @@ class BlockSparseController:
         past_length: int = 0,
         attention_mask_rank: int | None = None,
         has_encoder_hidden_states: bool = False,
+        warn: bool = True,
     ) -> AttentionPlan | None:
         """The block-sparse plan of a call on `seq_len` new tokens, or None for full attention.
 
         Under the "resample" policy each call draws from the generator (so calling this yourself
         advances it too). A call with a cache (`past_length > 0`) is a decoder step: full attention.
+        `warn=False` silences the padding and fall-back warnings (e.g. for a model's dummy build).
         """
         if self.attention_type != "block_sparse":
             return None
@@ -679,7 +681,7 @@ class BlockSparseController:
         if past_length:
             return None
         plan = plan_for_config(
-            self.config, seq_len, training=training, policy=self.policy, rng=self.rng
+            self.config, seq_len, training=training, policy=self.policy, rng=self.rng, warn=warn
         )
         if not plan.use_block_sparse:
             return None
@@ -704,7 +706,8 @@ def unpad_outputs(
     if hidden_states is not None:
         hidden_states = tuple(h[:, :length] for h in hidden_states)
     if attentions is not None:
-        attentions = tuple(a[:, :, :length, :length] for a in attentions)
+        # A layer skipped by layerdrop has no attention map (None).
+        attentions = tuple(None if a is None else a[:, :, :length, :length] for a in attentions)
     return last_hidden_state, hidden_states, attentions
 
 
