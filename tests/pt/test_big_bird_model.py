@@ -68,7 +68,7 @@ def test_short_input_falls_back_for_that_call_only() -> None:
         # The long call after the short one is block-sparse: as a fresh model, unlike full.
         torch.testing.assert_close(long_after_short, long_fresh, rtol=0, atol=0)
         assert (long_after_short - full(long).last_hidden_state).abs().max() > 1e-3
-    assert sparse.attention_type == "block_sparse"
+    assert sparse.block_sparse.attention_type == "block_sparse"
 
 
 def test_padding_is_added_and_every_per_token_output_removed() -> None:

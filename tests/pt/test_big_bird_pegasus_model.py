@@ -232,7 +232,7 @@ def test_block_sparse_encoder_equals_the_dense_oracle(policy: str) -> None:
     input_ids = ids(2, 83)
     mask = torch.ones(2, 83)
     mask[1, 60:] = 0
-    plan = encoder.plan(83)
+    plan = model.plan(83)
     assert plan is not None and plan.padded_length == 88
     with torch.no_grad():
         out = encoder(input_ids, mask, output_hidden_states=True)
@@ -291,7 +291,7 @@ def test_block_sparse_is_decided_per_call() -> None:
         )
         long_full = full(ids(1, 80), decoder_input_ids=decoder_ids).encoder_last_hidden_state
     assert (long - long_full).abs().max() > 1e-3
-    assert model.get_encoder().attention_type == "block_sparse"
+    assert model.get_encoder().block_sparse.attention_type == "block_sparse"
 
 
 def test_flex_attention_encoder_gives_the_same_numbers(monkeypatch) -> None:

@@ -192,7 +192,7 @@ def test_short_input_falls_back_for_that_call_only() -> None:
     # The long call after the short one is block-sparse: as a fresh model, unlike full.
     np.testing.assert_array_equal(long_after_short, long_fresh)
     assert np.abs(long_after_short - full(long).last_hidden_state.numpy()).max() > 1e-3
-    assert sparse.attention_type == "block_sparse"
+    assert sparse.block_sparse.attention_type == "block_sparse"
 
 
 def test_padding_is_added_and_every_per_token_output_removed() -> None:
@@ -239,7 +239,7 @@ def test_block_sparse_attention_maps_follow_the_plan() -> None:
     plain = sparse(input_ids, attention_mask=mask).last_hidden_state.numpy()
     out = sparse(input_ids, attention_mask=mask, output_attentions=True)
     np.testing.assert_allclose(out.last_hidden_state.numpy(), plain, atol=1e-5)
-    plan = sparse.plan(96)
+    plan = sparse.block_sparse.plan(96, training=False)
     for layer, probs in enumerate(out.attentions):
         probs = probs.numpy()
         assert probs.shape == (2, 4, 96, 96)

@@ -167,7 +167,8 @@ def test_padding_does_not_change_the_real_tokens(attention_type: str) -> None:
 def test_block_sparse_is_decided_per_call() -> None:
     model = build(TFBigBirdPegasusModel)
     encoder = model.get_encoder()
-    assert encoder.plan(72) is None and encoder.plan(80) is not None
+    plan = encoder.block_sparse.plan
+    assert plan(72, training=False) is None and plan(80, training=False) is not None
     decoder_ids = ids(1, 3, seed=1)
     long = model(ids(1, 80), decoder_input_ids=decoder_ids).encoder_last_hidden_state
     model.set_attention_type("original_full")
@@ -175,6 +176,24 @@ def test_block_sparse_is_decided_per_call() -> None:
     assert max_diff(long, long_full) > 1e-3
     with pytest.raises(ValueError, match="attention_type"):
         model.set_attention_type("sparse")
+
+
+def test_building_is_silent_and_keeps_the_attention_type() -> None:
+    import warnings
+
+    import aviary.core.block_sparse as block_sparse
+
+    block_sparse._warned_reasons.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = build(TFBigBirdPegasusModel)  # a short dummy call: no warning
+        assert not [w for w in caught if issubclass(w.category, block_sparse.BlockSparseWarning)]
+        assert model.get_encoder().block_sparse.attention_type == "block_sparse"
+        model(ids(1, 40), decoder_input_ids=ids(1, 3))
+    messages = [
+        str(w.message) for w in caught if issubclass(w.category, block_sparse.BlockSparseWarning)
+    ]
+    assert len(messages) == 1 and "full attention" in messages[0]
 
 
 def test_save_and_load_round_trip(tmp_path) -> None:

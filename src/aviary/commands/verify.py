@@ -21,10 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def verify(folder: Path, frameworks: list[str], atol: float, quiet: bool = False) -> bool:
     """Print the comparison table; True when every framework is within `atol` of the first."""
     from aviary.conversion import frameworks as fw
+    from aviary.core import naming
     from aviary.core.configs import load_config
 
     config = load_config(folder)
-    architecture = (config.architectures or ["BertModel"])[0]
+    architecture = naming.architecture(config)
     inputs = fw.probe_inputs(config)
     available = [f for f in frameworks if fw.installed(f)]
     if not available:

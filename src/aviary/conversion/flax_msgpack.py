@@ -2,10 +2,10 @@
 
 The file is `flax.serialization` msgpack of the nested parameter dict, with Flax names and no outer
 `params` key: `{"bert": {"encoder": {"layer": {"0": {"attention": ...}}}}, "cls": ...}`. Reading
-maps every path with `aviary.core.naming.flax_to_canonical`; writing inverts that rule from the
-canonical names alone (LayerNorm weights become `scale`, embedding tables `embedding`, other weights
-transposed `kernel`s), so no model is needed. The file is read and written with `msgpack` itself, in
-flax.serialization's encoding, so no framework is imported.
+maps every path with `aviary.core.naming.flax_to_canonical`; writing uses its inverse,
+`aviary.core.naming.canonical_to_flax`, on the canonical names alone, so no model is needed. The
+file is read and written with `msgpack` itself, in flax.serialization's encoding, so no framework
+is imported.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from aviary.conversion.checkpoint import CheckpointError
 from aviary.core.io import atomic_path
-from aviary.core.naming import flax_to_canonical, is_embedding_module, is_norm_module
+from aviary.core.naming import canonical_to_flax, flax_to_canonical
 
 FLAX_WEIGHTS_NAME = "flax_model.msgpack"
 
@@ -48,30 +48,15 @@ def flax_tree_to_canonical(tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 
 def canonical_to_flax_tree(tensors: Mapping[str, Any]) -> dict[str, Any]:
-    """`{canonical name: array}` -> the reference's nested Flax parameter dict.
-
-    List elements become their own level (`layer.0` -> `layer/0`), as the reference writes them.
-    """
+    """`{canonical name: array}` -> the reference's nested Flax parameter dict."""
     tree: dict[str, Any] = {}
     for name, value in tensors.items():
-        parts = name.split(".")
-        module, leaf = (parts[-2] if len(parts) > 1 else ""), parts[-1]
         array = np.asarray(value)
-        if leaf == "weight":
-            if is_norm_module(module):
-                leaf = "scale"
-            elif is_embedding_module(module):
-                leaf = "embedding"
-            elif array.ndim == 2:
-                leaf, array = "kernel", np.ascontiguousarray(array.T)
-            else:
-                raise ValueError(
-                    f"{name}: cannot tell which Flax parameter a {array.ndim}-D weight is"
-                )
+        (*scopes, leaf), transpose = canonical_to_flax(name, array.ndim)
         node = tree
-        for part in parts[:-1]:
+        for part in scopes:
             node = node.setdefault(part, {})
-        node[leaf] = array
+        node[leaf] = np.ascontiguousarray(array.T) if transpose else array
     return tree
 
 

@@ -9,11 +9,15 @@
 | `keras`       | `model.keras` (an aviary TF model saved by Keras 3)  | tensorflow/keras |
 
 Reading returns `{canonical name: numpy array}` in the PyTorch layout; writing takes the same.
-Frameworks are imported only when their format is read or written.
+Frameworks are imported only when their format is read or written. Conversion imports no aviary
+framework package: what a format needs from one (`numpy_to_torch`, the `.keras` loader and saver)
+the framework registers here when its module is imported (`register_for_conversion`), and a
+format asks for it by name (`framework_function`).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,10 +37,11 @@ from aviary.conversion.checkpoint import (
     write_checkpoint,
     write_sharded,
 )
+from aviary.conversion.flax_msgpack import FLAX_WEIGHTS_NAME, read_flax_msgpack, write_flax_msgpack
+from aviary.conversion.tf_h5 import TF_WEIGHTS_NAME, read_tf_h5, write_tf_h5
 from aviary.core.configs import PretrainedConfig
+from aviary.core.naming import BASE_MODELS, architecture
 
-TF_WEIGHTS_NAME = "tf_model.h5"
-FLAX_WEIGHTS_NAME = "flax_model.msgpack"
 KERAS_MODEL_NAME = "model.keras"
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -50,6 +55,34 @@ class WeightsFormat:
     read: Callable[[Path], dict[str, np.ndarray]]
     # write(tensors, folder, max_shard_size, config) -> files written
     write: Callable[[Mapping[str, np.ndarray], Path, int | None, PretrainedConfig], list[Path]]
+
+
+# -- what the frameworks provide -----------------------------------------------------------------
+
+# Each function a format needs from a framework, and the framework module that defines it and
+# registers it here on import. A function asked for before that module is loaded is found by
+# importing the module named here.
+FRAMEWORK_FUNCTIONS = {
+    "numpy_to_torch": "aviary.pt.modeling_utils",
+    "load_keras_model": "aviary.tf.modeling_utils",
+    "save_keras_model": "aviary.tf.modeling_utils",
+}
+_registered: dict[str, Callable[..., Any]] = {}
+
+
+def register_for_conversion(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: a framework registers one of `FRAMEWORK_FUNCTIONS` under its name."""
+    if function.__name__ not in FRAMEWORK_FUNCTIONS:
+        raise ValueError(f"{function.__name__} is not one of {', '.join(FRAMEWORK_FUNCTIONS)}")
+    _registered[function.__name__] = function
+    return function
+
+
+def framework_function(name: str) -> Callable[..., Any]:
+    """The framework function registered as `name`, loading the module that provides it once."""
+    if name not in _registered:
+        importlib.import_module(FRAMEWORK_FUNCTIONS[name])
+    return _registered[name]
 
 
 # -- readers and writers not covered by checkpoint.py --------------------------------------------
@@ -67,6 +100,7 @@ def _write_pytorch_bin(tensors, folder, max_shard_size, config) -> list[Path]:
     """`torch.save` of the state dict, sharded like the reference above `max_shard_size`."""
     import torch
 
+    numpy_to_torch = framework_function("numpy_to_torch")
     return write_sharded(
         {name: numpy_to_torch(value) for name, value in tensors.items()},
         folder,
@@ -78,62 +112,24 @@ def _write_pytorch_bin(tensors, folder, max_shard_size, config) -> list[Path]:
     )
 
 
-def numpy_to_torch(value: np.ndarray):
-    """A torch tensor sharing the array's memory (bfloat16 included)."""
-    import torch
-
-    if value.dtype.name == "bfloat16":  # ml_dtypes' bfloat16: same bits as torch.bfloat16
-        return torch.from_numpy(np.ascontiguousarray(value).view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(value))
-
-
-def _read_tf_h5(path: Path) -> dict[str, np.ndarray]:
-    from aviary.conversion.tf_h5 import read_tf_h5
-
-    return read_tf_h5(path)
-
-
 def _write_tf_h5(tensors, folder, max_shard_size, config) -> list[Path]:
-    from aviary.conversion.tf_h5 import write_tf_h5
-
-    model_class = "TF" + _architecture(config)
-    prefix = "model" if config.model_type == "bigbird_pegasus" else "bert"
+    model_class = "TF" + architecture(config)
+    prefix = BASE_MODELS[config.model_type].prefix
     path = folder / TF_WEIGHTS_NAME
     return [write_tf_h5(tensors, path, model_class=model_class, base_model_prefix=prefix)]
 
 
-def _read_flax(path: Path) -> dict[str, np.ndarray]:
-    from aviary.conversion.flax_msgpack import read_flax_msgpack
-
-    return read_flax_msgpack(path)
-
-
 def _write_flax(tensors, folder, max_shard_size, config) -> list[Path]:
-    from aviary.conversion.flax_msgpack import write_flax_msgpack
-
-    folder.mkdir(parents=True, exist_ok=True)
     return [write_flax_msgpack(tensors, folder / FLAX_WEIGHTS_NAME)]
 
 
 def _read_keras(path: Path) -> dict[str, np.ndarray]:
-    from aviary.tf.modeling_utils import load_keras_model
-
-    return load_keras_model(path).checkpoint_tensors()
+    return framework_function("load_keras_model")(path).checkpoint_tensors()
 
 
 def _write_keras(tensors, folder, max_shard_size, config) -> list[Path]:
-    from aviary.tf.modeling_utils import save_keras_model
-
+    save_keras_model = framework_function("save_keras_model")
     return [save_keras_model(dict(tensors), config, folder / KERAS_MODEL_NAME)]
-
-
-def _architecture(config: PretrainedConfig) -> str:
-    """The class a checkpoint was saved from (the family's base model when not recorded)."""
-    if config.architectures:
-        return config.architectures[0]
-    return {"bert": "BertModel", "big_bird": "BigBirdModel"}.get(
-        config.model_type, "BigBirdPegasusModel"
-    )
 
 
 FORMATS: dict[str, WeightsFormat] = {
@@ -148,8 +144,8 @@ FORMATS: dict[str, WeightsFormat] = {
         WeightsFormat(
             "pt", (PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME), _read_canonical, _write_pytorch_bin
         ),
-        WeightsFormat("tf", (TF_WEIGHTS_NAME,), _read_tf_h5, _write_tf_h5),
-        WeightsFormat("flax", (FLAX_WEIGHTS_NAME,), _read_flax, _write_flax),
+        WeightsFormat("tf", (TF_WEIGHTS_NAME,), read_tf_h5, _write_tf_h5),
+        WeightsFormat("flax", (FLAX_WEIGHTS_NAME,), read_flax_msgpack, _write_flax),
         WeightsFormat("keras", (KERAS_MODEL_NAME,), _read_keras, _write_keras),
     )
 }
@@ -228,6 +224,8 @@ def write_weights(
     try:
         return FORMATS[fmt].write(tensors, folder, limit, config)
     except ImportError as err:
+        if (err.name or "").startswith("aviary"):  # a broken aviary module, not a missing package
+            raise
         raise CheckpointError(
             f"writing {fmt} weights needs {err.name}: install aviary[all]"
         ) from None

@@ -138,6 +138,34 @@ def _table(*groups: Iterable[NameRule]) -> tuple[NameRule, ...]:
 _BERT_LAYER = "bert/encoder/layer_{layer}"
 _CANONICAL_LAYER = "bert.encoder.layer.{layer}"
 
+
+def _encoder_layer_rows(
+    *, projection: str, attention_output: str, original: Mapping[str, str] | None = None
+) -> tuple[NameRule, ...]:
+    """The rows of one encoder layer. `projection` and `attention_output` are the kinds of the
+    q/k/v rows and of the attention output row (`dense` in BERT; BigBird's may be 3-D).
+    `original` names the original scope of each module of `bert.encoder.layer.{layer}`; by
+    default it is BERT's, the canonical path under `bert/encoder/layer_{layer}`."""
+    kinds = {
+        "attention.self.query": projection,
+        "attention.self.key": projection,
+        "attention.self.value": projection,
+        "attention.output.dense": attention_output,
+        "attention.output.LayerNorm": "layer_norm",
+        "intermediate.dense": "dense",
+        "output.dense": "dense",
+        "output.LayerNorm": "layer_norm",
+    }
+    if original is None:
+        original = {module: f"{_BERT_LAYER}/{module.replace('.', '/')}" for module in kinds}
+    return _table(
+        *(
+            _rows(original[module], f"{_CANONICAL_LAYER}.{module}", kind)
+            for module, kind in kinds.items()
+        )
+    )
+
+
 _EMBEDDING_TABLES = [
     NameRule(f"bert/embeddings/{table}", f"bert.embeddings.{table}.weight")
     for table in ("word_embeddings", "position_embeddings", "token_type_embeddings")
@@ -160,25 +188,7 @@ _PRETRAINING_HEADS = _table(
 BERT_TABLE = _table(
     _EMBEDDING_TABLES,
     _rows("bert/embeddings/LayerNorm", "bert.embeddings.LayerNorm", "layer_norm"),
-    *(
-        _rows(
-            f"{_BERT_LAYER}/attention/self/{p}", f"{_CANONICAL_LAYER}.attention.self.{p}", "dense"
-        )
-        for p in ("query", "key", "value")
-    ),
-    _rows(
-        f"{_BERT_LAYER}/attention/output/dense",
-        f"{_CANONICAL_LAYER}.attention.output.dense",
-        "dense",
-    ),
-    _rows(
-        f"{_BERT_LAYER}/attention/output/LayerNorm",
-        f"{_CANONICAL_LAYER}.attention.output.LayerNorm",
-        "layer_norm",
-    ),
-    _rows(f"{_BERT_LAYER}/intermediate/dense", f"{_CANONICAL_LAYER}.intermediate.dense", "dense"),
-    _rows(f"{_BERT_LAYER}/output/dense", f"{_CANONICAL_LAYER}.output.dense", "dense"),
-    _rows(f"{_BERT_LAYER}/output/LayerNorm", f"{_CANONICAL_LAYER}.output.LayerNorm", "layer_norm"),
+    _encoder_layer_rows(projection="dense", attention_output="dense"),
     _rows("bert/pooler/dense", "bert.pooler.dense", "dense"),
     _PRETRAINING_HEADS,
 )
@@ -190,27 +200,7 @@ BERT_TABLE = _table(
 BIG_BIRD_TABLE = _table(
     _EMBEDDING_TABLES,
     _rows("bert/encoder/LayerNorm", "bert.embeddings.LayerNorm", "layer_norm"),
-    *(
-        _rows(
-            f"{_BERT_LAYER}/attention/self/{p}",
-            f"{_CANONICAL_LAYER}.attention.self.{p}",
-            "projection",
-        )
-        for p in ("query", "key", "value")
-    ),
-    _rows(
-        f"{_BERT_LAYER}/attention/output/dense",
-        f"{_CANONICAL_LAYER}.attention.output.dense",
-        "attention_output",
-    ),
-    _rows(
-        f"{_BERT_LAYER}/attention/output/LayerNorm",
-        f"{_CANONICAL_LAYER}.attention.output.LayerNorm",
-        "layer_norm",
-    ),
-    _rows(f"{_BERT_LAYER}/intermediate/dense", f"{_CANONICAL_LAYER}.intermediate.dense", "dense"),
-    _rows(f"{_BERT_LAYER}/output/dense", f"{_CANONICAL_LAYER}.output.dense", "dense"),
-    _rows(f"{_BERT_LAYER}/output/LayerNorm", f"{_CANONICAL_LAYER}.output.LayerNorm", "layer_norm"),
+    _encoder_layer_rows(projection="projection", attention_output="attention_output"),
     _rows("bert/pooler/dense", "bert.pooler", "dense"),
     _PRETRAINING_HEADS,
 )
@@ -226,27 +216,20 @@ BIG_BIRD_TRIVIA_QA_TABLE = _table(
         NameRule("type_embeddings/embeddings", "bert.embeddings.token_type_embeddings.weight"),
     ],
     _rows("embeddings/layer_norm", "bert.embeddings.LayerNorm", "layer_norm"),
-    *(
-        _rows(
-            f"{_SCAFFOLD}/big_bird_attention/{p}",
-            f"{_CANONICAL_LAYER}.attention.self.{p}",
-            "projection",
-        )
-        for p in ("query", "key", "value")
+    _encoder_layer_rows(
+        projection="projection",
+        attention_output="attention_output",
+        original={
+            "attention.self.query": f"{_SCAFFOLD}/big_bird_attention/query",
+            "attention.self.key": f"{_SCAFFOLD}/big_bird_attention/key",
+            "attention.self.value": f"{_SCAFFOLD}/big_bird_attention/value",
+            "attention.output.dense": f"{_SCAFFOLD}/big_bird_attention/attention_output",
+            "attention.output.LayerNorm": f"{_SCAFFOLD}/self_attention_layer_norm",
+            "intermediate.dense": f"{_SCAFFOLD}/intermediate",
+            "output.dense": f"{_SCAFFOLD}/output",
+            "output.LayerNorm": f"{_SCAFFOLD}/output_layer_norm",
+        },
     ),
-    _rows(
-        f"{_SCAFFOLD}/big_bird_attention/attention_output",
-        f"{_CANONICAL_LAYER}.attention.output.dense",
-        "attention_output",
-    ),
-    _rows(
-        f"{_SCAFFOLD}/self_attention_layer_norm",
-        f"{_CANONICAL_LAYER}.attention.output.LayerNorm",
-        "layer_norm",
-    ),
-    _rows(f"{_SCAFFOLD}/intermediate", f"{_CANONICAL_LAYER}.intermediate.dense", "dense"),
-    _rows(f"{_SCAFFOLD}/output", f"{_CANONICAL_LAYER}.output.dense", "dense"),
-    _rows(f"{_SCAFFOLD}/output_layer_norm", f"{_CANONICAL_LAYER}.output.LayerNorm", "layer_norm"),
     _rows("trivia_qa_head/dense", "qa_classifier.intermediate.dense", "dense"),
     # The head's second dense layer. In an ordered variable list (a SavedModel) the reference
     # recognises it as the last two variables; see `_rename_trivia_qa_output_dense`.

@@ -7,8 +7,8 @@ Keras layers (`bert`, `mlm___cls`, `nsp___cls`, `classifier`, ...). Each is a gr
 each stored as a dataset at `<layer>/<variable name>`. The first path element is the model's scope.
 The `mlm___cls` group also stores the word embeddings, which its decoder reuses.
 
-Reading goes through the generic rule `aviary.core.naming.tf_to_canonical`; writing inverts it for
-the BERT-family layer kinds (dense, LayerNorm, embedding tables).
+Reading goes through the generic rule `aviary.core.naming.tf_to_canonical`, writing through its
+inverse `aviary.core.naming.canonical_to_tf`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 from aviary.conversion.checkpoint import CheckpointError
 from aviary.core.io import atomic_path
-from aviary.core.naming import is_embedding_module, is_norm_module, tf_to_canonical
+from aviary.core.naming import canonical_to_tf, tf_to_canonical
 
 TF_WEIGHTS_NAME = "tf_model.h5"
 
@@ -75,32 +75,6 @@ def snake_case(class_name: str) -> str:
     """Keras' default layer name for a class: `TFBertForPreTraining` -> `tf_bert_for_pre_training`."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
-
-
-def canonical_to_tf(name: str) -> tuple[str, bool]:
-    """The reference TF variable path of a canonical BERT-family name, and whether the value is
-    transposed: the inverse of `tf_to_canonical` for dense, LayerNorm and embedding variables."""
-    parts = name.split(".")
-    *scopes, leaf = parts
-    out: list[str] = []
-    for part in scopes:
-        if part.isdigit() and out:
-            out[-1] = f"{out[-1]}_._{part}"
-        else:
-            out.append(part)
-    if out and out[0] == "cls":  # the reference splits `cls` into its two heads
-        out[0] = "nsp___cls" if len(out) > 1 and out[1] == "seq_relationship" else "mlm___cls"
-    owner = out[-1] if out else ""
-    transpose = False
-    if is_norm_module(owner):
-        leaf = {"weight": "gamma", "bias": "beta"}[leaf]
-    elif owner == "word_embeddings" and leaf == "weight":
-        leaf = "weight"  # the reference's word table is a bare `weight`
-    elif is_embedding_module(owner):
-        leaf = "embeddings" if leaf == "weight" else leaf
-    elif leaf == "weight":
-        leaf, transpose = "kernel", True
-    return "/".join([*out, leaf]), transpose
 
 
 def write_tf_h5(

@@ -6,8 +6,12 @@ outside the model lives here, once, in numpy:
 * `GenerationConfig`: the generation settings (`max_length`, `num_beams`, token ids, ...), built
   from a model config the way the reference does (a model config's generation keys, such as the
   hub's `num_beams=5, length_penalty=0.8`, become the defaults) or read from
-  `generation_config.json`; `GenerationConfig.resolve` applies the arguments of one `generate`
-  call and checks them.
+  `generation_config.json`.
+* `resolve_generation_settings`: the settings of one `generate` call (the call's arguments over
+  the model's generation config), checked. `GenerationConfigMixin`: `generation_config.json`
+  travels with a model through `from_pretrained` / `save_pretrained`. Each framework's
+  `generate(input_ids, attention_mask, *, generation_config=None, encoder_outputs=None,
+  **settings)` starts with these two and then runs its own tensor loop.
 * `BeamSearchScorer`: the reference's beam search bookkeeping. Each step it receives the best
   `2 * num_beams` continuations of every example (scores, token ids, source beams), files the ones
   that end in an end-of-sequence token as finished hypotheses and returns the `num_beams` beams to
@@ -137,19 +141,11 @@ class GenerationConfig:
         return tuple(int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]))
 
     def resolve(self, **call_arguments: Any) -> GenerationConfig:
-        """The settings of one `generate` call: the arguments that are not None replace this
-        config's values; the result is checked (clear `ValueError`s) and a missing
-        `pad_token_id` becomes the first end-of-sequence id, as in the reference."""
-        unknown = set(call_arguments) - set(GENERATION_DEFAULTS)
-        if unknown:
-            raise TypeError(f"generate() got unknown settings: {', '.join(sorted(unknown))}")
-        gen = self.copy(**{k: v for k, v in call_arguments.items() if v is not None})
-        gen._check()
-        if gen.pad_token_id is None and gen.eos_token_ids:
-            gen.pad_token_id = gen.eos_token_ids[0]
-        return gen
+        """Transitional, until every framework calls `resolve_generation_settings` (delete then):
+        the settings of one `generate` call over this config."""
+        return resolve_generation_settings(self, **call_arguments)
 
-    def _check(self) -> None:
+    def _check(self, stacklevel: int) -> None:
         if self.do_sample:
             raise ValueError("sampling (do_sample=True) is not implemented; use greedy or beams")
         for name in ("num_beams", "num_return_sequences", "max_length"):
@@ -181,7 +177,7 @@ class GenerationConfig:
                 warnings.warn(
                     f"generation setting {name}={value!r} is not implemented by aviary and is "
                     "ignored; outputs may differ from the reference",
-                    stacklevel=4,
+                    stacklevel=stacklevel,
                 )
 
     def max_length_for(self, prompt_length: int) -> int:
@@ -195,6 +191,59 @@ class GenerationConfig:
                 f"{prompt_length} tokens; raise max_length or pass max_new_tokens"
             )
         return self.max_length
+
+
+def resolve_generation_settings(
+    model_generation_config: GenerationConfig,
+    generation_config: GenerationConfig | None = None,
+    **settings: Any,
+) -> GenerationConfig:
+    """The settings of one `generate` call.
+
+    Each setting comes from the first place that gives it: the call's `settings` (a value of None
+    counts as not given), then `generation_config` when the call passes one, else the model's
+    `model_generation_config` (read from `generation_config.json` when the checkpoint has one,
+    else built from the model config by `GenerationConfig.from_model_config`), then
+    `GENERATION_DEFAULTS`. The names of `settings` are those of `GENERATION_DEFAULTS`
+    (`max_new_tokens`, `max_length`, `min_length`, `num_beams`, `num_return_sequences`,
+    `length_penalty`, `early_stopping`, `decoder_start_token_id`, `bos_token_id`,
+    `eos_token_id`, `pad_token_id`, `use_cache`, `do_sample`); another name is a `TypeError`.
+
+    The result is checked (clear `ValueError`s; a warning for each setting of
+    `UNSUPPORTED_SETTINGS` that is not neutral), and a missing `pad_token_id` becomes the first
+    end-of-sequence id, as in the reference.
+    """
+    unknown = set(settings) - set(GENERATION_DEFAULTS)
+    if unknown:
+        raise TypeError(f"generate() got unknown settings: {', '.join(sorted(unknown))}")
+    base = generation_config if generation_config is not None else model_generation_config
+    gen = base.copy(**{name: value for name, value in settings.items() if value is not None})
+    # The warnings point at the caller of `generate`: _check <- here <- generate <- caller.
+    gen._check(stacklevel=4)
+    if gen.pad_token_id is None and gen.eos_token_ids:
+        gen.pad_token_id = gen.eos_token_ids[0]
+    return gen
+
+
+class GenerationConfigMixin:
+    """`generation_config.json` travels with a model: `from_pretrained` reads it when the folder
+    has one (else the model keeps the settings built from its config), `save_pretrained` writes
+    it. Framework neutral; it goes before the framework's pretrained-model class in the bases."""
+
+    generation_config: GenerationConfig
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, *args: Any, **kwargs: Any):
+        result = super().from_pretrained(folder, *args, **kwargs)
+        model = result[0] if isinstance(result, tuple) else result
+        if (Path(folder) / GENERATION_CONFIG_NAME).is_file():
+            model.generation_config = GenerationConfig.from_pretrained(folder)
+        return result
+
+    def save_pretrained(self, folder: str | os.PathLike, *args: Any, **kwargs: Any) -> Path:
+        folder = super().save_pretrained(folder, *args, **kwargs)
+        self.generation_config.save_pretrained(folder)
+        return folder
 
 
 # ------------------------------------------------------------------------------------------------

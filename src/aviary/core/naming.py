@@ -4,8 +4,11 @@ The canonical name of a tensor is its reference PyTorch state-dict name
 (`bert.encoder.layer.0.attention.self.query.weight`) with the PyTorch layout (`nn.Linear.weight`
 is `[out, in]`). The TF and Flax modules use the same attribute paths as the PyTorch modules, so one
 rule per framework turns any of their variable paths into a canonical name; there are no per-model
-tables. Only the framework -> canonical direction is needed: a framework loads a checkpoint by
-enumerating its own variables and looking each one up under its canonical name.
+tables. A framework loads a checkpoint by enumerating its own variables and looking each one up
+under its canonical name (`tf_to_canonical`, `flax_to_canonical`); the reference's `tf_model.h5`
+and `flax_model.msgpack` files are written from canonical names alone through the inverse rules
+(`canonical_to_tf`, `canonical_to_flax`), which know the BERT-family layer kinds (dense,
+layer norm, embedding table).
 
 | concept        | canonical (PyTorch)      | TensorFlow / Keras           | Flax                  |
 |----------------|--------------------------|------------------------------|-----------------------|
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class CanonicalName(NamedTuple):
@@ -29,6 +32,30 @@ class CanonicalName(NamedTuple):
 
     name: str
     transpose: bool
+
+
+class BaseModel(NamedTuple):
+    """A family's base model: its class, and the attribute its head models keep it under (the
+    `base_model_prefix` that starts every canonical name of a head model)."""
+
+    class_name: str
+    prefix: str
+
+
+# model_type -> its base model
+BASE_MODELS: dict[str, BaseModel] = {
+    "bert": BaseModel("BertModel", "bert"),
+    "big_bird": BaseModel("BigBirdModel", "bert"),
+    "bigbird_pegasus": BaseModel("BigBirdPegasusModel", "model"),
+}
+
+
+def architecture(config: Any) -> str:
+    """The class a checkpoint was saved from: `config.architectures[0]`, or the family's base
+    model when the config does not record it."""
+    if config.architectures:
+        return config.architectures[0]
+    return BASE_MODELS[config.model_type].class_name
 
 
 # Leaf (last path element) rules: framework leaf -> (canonical leaf, transpose).
@@ -124,3 +151,51 @@ def is_embedding_module(module: str) -> bool:
     """Whether a canonical module name is an embedding table (`word_embeddings`, `shared`, ...)."""
     last = module.rsplit(".", 1)[-1]
     return not is_norm_module(last) and bool(_EMBEDDING_MODULE.search(last))
+
+
+# -- canonical -> framework, for writing the reference's TF and Flax files ----------------------
+
+
+def canonical_to_tf(name: str) -> CanonicalName:
+    """The reference TF variable path of a canonical BERT-family name, and whether the value is
+    transposed: the inverse of `tf_to_canonical` for dense, LayerNorm and embedding variables."""
+    *scopes, leaf = name.split(".")
+    out: list[str] = []
+    for part in scopes:
+        if part.isdigit() and out:
+            out[-1] = f"{out[-1]}_._{part}"
+        else:
+            out.append(part)
+    if out and out[0] == "cls":  # the reference splits `cls` into its two heads
+        out[0] = "nsp___cls" if len(out) > 1 and out[1] == "seq_relationship" else "mlm___cls"
+    owner = out[-1] if out else ""
+    transpose = False
+    if is_norm_module(owner):
+        leaf = {"weight": "gamma", "bias": "beta"}[leaf]
+    elif owner == "word_embeddings" and leaf == "weight":
+        leaf = "weight"  # the reference's word table is a bare `weight`
+    elif is_embedding_module(owner):
+        leaf = "embeddings" if leaf == "weight" else leaf
+    elif leaf == "weight":
+        leaf, transpose = "kernel", True
+    return CanonicalName("/".join([*out, leaf]), transpose)
+
+
+def canonical_to_flax(name: str, ndim: int) -> tuple[tuple[str, ...], bool]:
+    """The reference Flax parameter path of a canonical name whose value has `ndim` dimensions,
+    and whether the value is transposed: the inverse of `flax_to_canonical` (LayerNorm weights
+    become `scale`, embedding tables `embedding`, other 2-D weights transposed `kernel`s; list
+    elements keep their own level, `layer.0` -> `layer/0`, as the reference writes them)."""
+    *scopes, leaf = name.split(".")
+    module = scopes[-1] if scopes else ""
+    transpose = False
+    if leaf == "weight":
+        if is_norm_module(module):
+            leaf = "scale"
+        elif is_embedding_module(module):
+            leaf = "embedding"
+        elif ndim == 2:
+            leaf, transpose = "kernel", True
+        else:
+            raise ValueError(f"{name}: cannot tell which Flax parameter a {ndim}-D weight is")
+    return (*scopes, leaf), transpose

@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "FlaxBigBirdPegasusForQuestionAnswering": "aviary.flax.big_bird_pegasus",
     "FlaxBigBirdPegasusForCausalLM": "aviary.flax.big_bird_pegasus",
     "FlaxPreTrainedModel": "aviary.flax.modeling_utils",
+    "classification_loss": "aviary.flax.modeling_utils",
     "cross_entropy_loss": "aviary.flax.modeling_utils",
     "masked_lm_loss": "aviary.flax.modeling_utils",
     "causal_lm_loss": "aviary.flax.modeling_utils",

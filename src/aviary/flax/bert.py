@@ -11,27 +11,27 @@ linen module `FlaxBert...Module` computes; the `FlaxBert...` class of the same n
 its config and parameters (`from_pretrained`, `save_pretrained`, `__call__(..., params=...)`).
 
 Decoding: `init_cache(batch, max_length)` preallocates every self-attention's keys and values
-(`cached_key`, `cached_value` `[B, N, max_length, D]` and `cache_index`); a call with
-`past_key_values=` writes the new keys at `cache_index` and returns the updated cache. Cross-attention
-keys are recomputed from `encoder_hidden_states` at every step (same numbers as caching them).
+(`aviary.flax.modeling_utils.KeyValueCacheMixin`); cross-attention keys are recomputed from
+`encoder_hidden_states` at every step (same numbers as caching them).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
-from flax import traverse_util
 
 from aviary.core import checks
 from aviary.core.configs import BertConfig
+from aviary.core.outputs import head_output
 from aviary.flax.modeling_utils import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
     FlaxPreTrainedModel,
+    KeyValueCacheMixin,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     NextSentencePredictorOutput,
@@ -39,13 +39,14 @@ from aviary.flax.modeling_utils import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
     check_ids,
-    embedding_init,
+    classifier_dropout,
+    dense,
+    embed,
     expand_head_mask,
     extended_attention_mask,
-    finish_output,
     get_activation,
     is_concrete,
-    normal_init,
+    layer_norm,
     pytree_output_class,
 )
 
@@ -53,35 +54,24 @@ FlaxBertForPreTrainingOutput = pytree_output_class("BertForPreTrainingOutput")
 
 
 class FlaxBertEmbeddings(nn.Module):
-    """Word + token-type (+ absolute position) embeddings, then LayerNorm and dropout."""
+    """Word (times sqrt(H) with `config.rescale_embeddings`, a BigBird option) + token-type
+    (+ absolute position) embeddings, then LayerNorm and dropout."""
 
     config: BertConfig
     dtype: Any = jnp.float32
 
     def setup(self) -> None:
         config = self.config
-        std = config.initializer_range
-        self.word_embeddings = nn.Embed(
-            config.vocab_size,
-            config.hidden_size,
-            embedding_init=embedding_init(std, config.pad_token_id),
-            dtype=self.dtype,
+        hidden = config.hidden_size
+        self.word_embeddings = embed(
+            config.vocab_size, hidden, config, self.dtype, config.pad_token_id
         )
-        self.position_embeddings = nn.Embed(
-            config.max_position_embeddings,
-            config.hidden_size,
-            embedding_init=normal_init(std),
-            dtype=self.dtype,
-        )
-        self.token_type_embeddings = nn.Embed(
-            config.type_vocab_size,
-            config.hidden_size,
-            embedding_init=normal_init(std),
-            dtype=self.dtype,
-        )
-        self.LayerNorm = nn.LayerNorm(epsilon=config.layer_norm_eps, dtype=self.dtype)
+        self.position_embeddings = embed(config.max_position_embeddings, hidden, config, self.dtype)
+        self.token_type_embeddings = embed(config.type_vocab_size, hidden, config, self.dtype)
+        self.LayerNorm = layer_norm(config, self.dtype)
         self.dropout = nn.Dropout(rate=config.hidden_dropout_prob)
-        self.position_embedding_type = config.position_embedding_type
+        self.position_embedding_type = getattr(config, "position_embedding_type", "absolute")
+        self.rescale_embeddings = getattr(config, "rescale_embeddings", False)
         self.max_position_embeddings = config.max_position_embeddings
 
     def __call__(
@@ -104,6 +94,8 @@ class FlaxBertEmbeddings(nn.Module):
         check_ids("token_type_ids", token_type_ids, self.config.type_vocab_size)
         check_ids("input_ids", input_ids, self.config.vocab_size)
         inputs_embeds = self.word_embeddings(input_ids.astype("i4"))
+        if self.rescale_embeddings:
+            inputs_embeds = inputs_embeds * math.sqrt(self.config.hidden_size)
         embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids.astype("i4"))
         if self.position_embedding_type == "absolute":
             embeddings = embeddings + self.position_embeddings(position_ids.astype("i4"))
@@ -111,35 +103,38 @@ class FlaxBertEmbeddings(nn.Module):
             # Unused with relative positions, but checkpoints carry the table: create it so that
             # loading is strict and saving writes what the other frameworks write.
             self.position_embeddings(position_ids.astype("i4"))
+        return self.normalize(embeddings, deterministic)
+
+    def normalize(self, embeddings: jax.Array, deterministic: bool) -> jax.Array:
         return self.dropout(self.LayerNorm(embeddings), deterministic=deterministic)
 
 
-class FlaxBertSelfAttention(nn.Module):
+class FlaxBertSelfAttention(KeyValueCacheMixin):
     """Multi-head scaled dot-product attention, with optional relative position terms and a
     key/value cache for decoding."""
 
     config: BertConfig
     dtype: Any = jnp.float32
     position_embedding_type: str | None = None
+    layer_index: int = 0
 
     def setup(self) -> None:
         config = self.config
-        std = config.initializer_range
         self.num_attention_heads = config.num_attention_heads
         self.attention_head_size = config.hidden_size // config.num_attention_heads
         self.all_head_size = self.num_attention_heads * self.attention_head_size
-        self.query = nn.Dense(self.all_head_size, kernel_init=normal_init(std), dtype=self.dtype)
-        self.key = nn.Dense(self.all_head_size, kernel_init=normal_init(std), dtype=self.dtype)
-        self.value = nn.Dense(self.all_head_size, kernel_init=normal_init(std), dtype=self.dtype)
+        bias = getattr(config, "use_bias", True)  # BigBird's configs can drop the biases
+        self.query = dense(self.all_head_size, config, self.dtype, bias)
+        self.key = dense(self.all_head_size, config, self.dtype, bias)
+        self.value = dense(self.all_head_size, config, self.dtype, bias)
         self.dropout = nn.Dropout(rate=config.attention_probs_dropout_prob)
-        self.embedding_type = self.position_embedding_type or config.position_embedding_type
+        self.embedding_type = self.position_embedding_type or getattr(
+            config, "position_embedding_type", "absolute"
+        )
         if self.embedding_type in ("relative_key", "relative_key_query"):
             self.max_position_embeddings = config.max_position_embeddings
-            self.distance_embedding = nn.Embed(
-                2 * config.max_position_embeddings - 1,
-                self.attention_head_size,
-                embedding_init=normal_init(std),
-                dtype=self.dtype,
+            self.distance_embedding = embed(
+                2 * config.max_position_embeddings - 1, self.attention_head_size, config, self.dtype
             )
         self.is_decoder = config.is_decoder
 
@@ -147,6 +142,10 @@ class FlaxBertSelfAttention(nn.Module):
         batch, length, _ = x.shape
         x = x.reshape(batch, length, self.num_attention_heads, self.attention_head_size)
         return x.transpose(0, 2, 1, 3)  # [B, N, L, D]
+
+    def merge_heads(self, context: jax.Array) -> jax.Array:
+        batch, _, length, _ = context.shape
+        return context.transpose(0, 2, 1, 3).reshape(batch, length, self.all_head_size)  # [B, L, H]
 
     def relative_position_scores(
         self, query: jax.Array, key: jax.Array, past_length: int | jax.Array
@@ -163,35 +162,6 @@ class FlaxBertSelfAttention(nn.Module):
         if self.embedding_type == "relative_key_query":
             scores = scores + jnp.einsum("bnkd,qkd->bnqk", key, table)
         return scores
-
-    @nn.compact  # the cache variables are created on first use, not in setup
-    def concatenate_to_cache(
-        self, key: jax.Array, value: jax.Array
-    ) -> tuple[jax.Array, jax.Array, int | jax.Array]:
-        """Write this step's keys and values into the preallocated cache at `cache_index`.
-
-        Returns the whole cache `[B, N, max_length, D]` and the index the step was written at.
-        The positions not written yet hold zeros; the causal mask hides them.
-        """
-        is_initialized = self.has_variable("cache", "cached_key")
-        cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
-        cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
-        cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, dtype=jnp.int32))
-        if not is_initialized:  # `init_cache`: only the shapes (of a max_length input) matter
-            return key, value, 0
-        past_length = cache_index.value
-        step_length = key.shape[2]
-        start = (0, 0, past_length, 0)
-        key = jax.lax.dynamic_update_slice(
-            cached_key.value, key.astype(cached_key.value.dtype), start
-        )
-        value = jax.lax.dynamic_update_slice(
-            cached_value.value, value.astype(cached_value.value.dtype), start
-        )
-        cached_key.value = key
-        cached_value.value = value
-        cache_index.value = past_length + step_length
-        return key, value, past_length
 
     def __call__(
         self,
@@ -211,12 +181,11 @@ class FlaxBertSelfAttention(nn.Module):
         else:
             key = self.split_heads(self.key(hidden_states))
             value = self.split_heads(self.value(hidden_states))
-            if self.is_decoder and (self.has_variable("cache", "cached_key") or init_cache):
+            if self.is_decoder and self.uses_cache(init_cache):
                 key, value, past_length = self.concatenate_to_cache(key, value)  # [B, N, K, D]
 
-        relative = self.embedding_type != "absolute"
         scores = jnp.einsum("bnqd,bnkd->bnqk", query, key)  # [B, N, Q, K]
-        if relative:
+        if self.embedding_type != "absolute":
             scores = scores + self.relative_position_scores(query, key, past_length)
         scores = scores / math.sqrt(self.attention_head_size)
         if attention_mask is not None:
@@ -225,9 +194,7 @@ class FlaxBertSelfAttention(nn.Module):
         if head_mask is not None:
             probs = probs * head_mask
         context = jnp.einsum("bnqk,bnkd->bnqd", probs, value)  # [B, N, Q, D]
-        batch, _, length, _ = context.shape
-        context = context.transpose(0, 2, 1, 3).reshape(batch, length, self.all_head_size)
-        return context, (probs if output_attentions else None)
+        return self.merge_heads(context), (probs if output_attentions else None)
 
 
 class FlaxBertSelfOutput(nn.Module):
@@ -237,12 +204,9 @@ class FlaxBertSelfOutput(nn.Module):
     dtype: Any = jnp.float32
 
     def setup(self) -> None:
-        config = self.config
-        self.dense = nn.Dense(
-            config.hidden_size, kernel_init=normal_init(config.initializer_range), dtype=self.dtype
-        )
-        self.LayerNorm = nn.LayerNorm(epsilon=config.layer_norm_eps, dtype=self.dtype)
-        self.dropout = nn.Dropout(rate=config.hidden_dropout_prob)
+        self.dense = dense(self.config.hidden_size, self.config, self.dtype)
+        self.LayerNorm = layer_norm(self.config, self.dtype)
+        self.dropout = nn.Dropout(rate=self.config.hidden_dropout_prob)
 
     def __call__(
         self, hidden_states: jax.Array, input_tensor: jax.Array, deterministic: bool = True
@@ -257,9 +221,14 @@ class FlaxBertAttention(nn.Module):
     config: BertConfig
     dtype: Any = jnp.float32
     position_embedding_type: str | None = None
+    layer_index: int = 0
+    # The attention kernel; BigBird swaps in its block-sparse dispatch.
+    self_attention_class: ClassVar[type[nn.Module]] = FlaxBertSelfAttention
 
     def setup(self) -> None:
-        self.self = FlaxBertSelfAttention(self.config, self.dtype, self.position_embedding_type)
+        self.self = self.self_attention_class(
+            self.config, self.dtype, self.position_embedding_type, self.layer_index
+        )
         self.output = FlaxBertSelfOutput(self.config, self.dtype)
 
     def __call__(
@@ -271,7 +240,9 @@ class FlaxBertAttention(nn.Module):
         init_cache: bool = False,
         deterministic: bool = True,
         output_attentions: bool = False,
+        **attention_inputs: Any,
     ):
+        # attention_inputs: what a swapped-in self-attention needs too (BigBird's block_sparse).
         context, probs = self.self(
             hidden_states,
             attention_mask,
@@ -280,6 +251,7 @@ class FlaxBertAttention(nn.Module):
             init_cache,
             deterministic,
             output_attentions,
+            **attention_inputs,
         )
         return self.output(context, hidden_states, deterministic), probs
 
@@ -291,37 +263,15 @@ class FlaxBertIntermediate(nn.Module):
     dtype: Any = jnp.float32
 
     def setup(self) -> None:
-        config = self.config
-        self.dense = nn.Dense(
-            config.intermediate_size,
-            kernel_init=normal_init(config.initializer_range),
-            dtype=self.dtype,
-        )
-        self.intermediate_act_fn = get_activation(config.hidden_act)
+        self.dense = dense(self.config.intermediate_size, self.config, self.dtype)
+        self.intermediate_act_fn = get_activation(self.config.hidden_act)
 
     def __call__(self, hidden_states: jax.Array) -> jax.Array:
         return self.intermediate_act_fn(self.dense(hidden_states))
 
 
-class FlaxBertOutput(nn.Module):
-    """Second feed-forward projection, dropout, residual and LayerNorm."""
-
-    config: BertConfig
-    dtype: Any = jnp.float32
-
-    def setup(self) -> None:
-        config = self.config
-        self.dense = nn.Dense(
-            config.hidden_size, kernel_init=normal_init(config.initializer_range), dtype=self.dtype
-        )
-        self.LayerNorm = nn.LayerNorm(epsilon=config.layer_norm_eps, dtype=self.dtype)
-        self.dropout = nn.Dropout(rate=config.hidden_dropout_prob)
-
-    def __call__(
-        self, hidden_states: jax.Array, input_tensor: jax.Array, deterministic: bool = True
-    ) -> jax.Array:
-        hidden_states = self.dropout(self.dense(hidden_states), deterministic=deterministic)
-        return self.LayerNorm(hidden_states + input_tensor)
+class FlaxBertOutput(FlaxBertSelfOutput):
+    """Second feed-forward projection, dropout, residual and LayerNorm (as `FlaxBertSelfOutput`)."""
 
 
 class FlaxBertLayer(nn.Module):
@@ -329,17 +279,19 @@ class FlaxBertLayer(nn.Module):
 
     config: BertConfig
     dtype: Any = jnp.float32
+    layer_index: int = 0
+    attention_class: ClassVar[type[nn.Module]] = FlaxBertAttention
 
     def setup(self) -> None:
         config = self.config
-        self.attention = FlaxBertAttention(config, self.dtype)
+        self.attention = self.attention_class(config, self.dtype, layer_index=self.layer_index)
         self.is_decoder = config.is_decoder
         self.add_cross_attention = config.add_cross_attention
         if self.add_cross_attention:
             if not self.is_decoder:
                 raise ValueError("add_cross_attention=True needs is_decoder=True")
-            self.crossattention = FlaxBertAttention(
-                config, self.dtype, position_embedding_type="absolute"
+            self.crossattention = self.attention_class(
+                config, self.dtype, position_embedding_type="absolute", layer_index=self.layer_index
             )
         self.intermediate = FlaxBertIntermediate(config, self.dtype)
         self.output = FlaxBertOutput(config, self.dtype)
@@ -354,6 +306,7 @@ class FlaxBertLayer(nn.Module):
         init_cache: bool = False,
         deterministic: bool = True,
         output_attentions: bool = False,
+        **attention_inputs: Any,
     ):
         attention_output, self_probs = self.attention(
             hidden_states,
@@ -363,6 +316,7 @@ class FlaxBertLayer(nn.Module):
             init_cache,
             deterministic,
             output_attentions,
+            **attention_inputs,
         )
         cross_probs = None
         if self.is_decoder and encoder_hidden_states is not None:
@@ -392,15 +346,17 @@ class FlaxBertEncoder(nn.Module):
     config: BertConfig
     dtype: Any = jnp.float32
     gradient_checkpointing: bool = False
+    layer_class: ClassVar[type[nn.Module]] = FlaxBertLayer
 
     def setup(self) -> None:
-        layer_class = FlaxBertLayer
+        layer_class = self.layer_class
         if self.gradient_checkpointing:
             # Recompute each layer in the backward pass; the flags are Python values (argument
             # numbers count `self`).
-            layer_class = nn.remat(FlaxBertLayer, static_argnums=(6, 7, 8))
+            layer_class = nn.remat(layer_class, static_argnums=(6, 7, 8))
         self.layer = [
-            layer_class(self.config, self.dtype) for _ in range(self.config.num_hidden_layers)
+            layer_class(self.config, self.dtype, layer_index=i)
+            for i in range(self.config.num_hidden_layers)
         ]
 
     def __call__(
@@ -414,6 +370,7 @@ class FlaxBertEncoder(nn.Module):
         deterministic: bool,
         output_attentions: bool,
         output_hidden_states: bool,
+        **attention_inputs: Any,
     ):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -430,6 +387,7 @@ class FlaxBertEncoder(nn.Module):
                 init_cache,
                 deterministic,
                 output_attentions,
+                **attention_inputs,
             )
             if output_attentions:
                 all_attentions = (*all_attentions, self_probs)
@@ -447,10 +405,7 @@ class FlaxBertPooler(nn.Module):
     dtype: Any = jnp.float32
 
     def setup(self) -> None:
-        config = self.config
-        self.dense = nn.Dense(
-            config.hidden_size, kernel_init=normal_init(config.initializer_range), dtype=self.dtype
-        )
+        self.dense = dense(self.config.hidden_size, self.config, self.dtype)
         self.activation = jnp.tanh
 
     def __call__(self, hidden_states: jax.Array) -> jax.Array:
@@ -464,12 +419,9 @@ class FlaxBertPredictionHeadTransform(nn.Module):
     dtype: Any = jnp.float32
 
     def setup(self) -> None:
-        config = self.config
-        self.dense = nn.Dense(
-            config.hidden_size, kernel_init=normal_init(config.initializer_range), dtype=self.dtype
-        )
-        self.transform_act_fn = get_activation(config.hidden_act)
-        self.LayerNorm = nn.LayerNorm(epsilon=config.layer_norm_eps, dtype=self.dtype)
+        self.dense = dense(self.config.hidden_size, self.config, self.dtype)
+        self.transform_act_fn = get_activation(self.config.hidden_act)
+        self.LayerNorm = layer_norm(self.config, self.dtype)
 
     def __call__(self, hidden_states: jax.Array) -> jax.Array:
         return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
@@ -486,12 +438,7 @@ class FlaxBertLMPredictionHead(nn.Module):
         config = self.config
         self.transform = FlaxBertPredictionHeadTransform(config, self.dtype)
         if not config.tie_word_embeddings:
-            self.decoder = nn.Dense(
-                config.vocab_size,
-                use_bias=False,
-                kernel_init=normal_init(config.initializer_range),
-                dtype=self.dtype,
-            )
+            self.decoder = dense(config.vocab_size, config, self.dtype, use_bias=False)
         self.bias = self.param("bias", nn.initializers.zeros, (config.vocab_size,))
 
     def __call__(
@@ -523,9 +470,7 @@ class FlaxBertOnlyNSPHead(nn.Module):
     dtype: Any = jnp.float32
 
     def setup(self) -> None:
-        self.seq_relationship = nn.Dense(
-            2, kernel_init=normal_init(self.config.initializer_range), dtype=self.dtype
-        )
+        self.seq_relationship = dense(2, self.config, self.dtype)
 
     def __call__(self, pooled_output: jax.Array) -> jax.Array:
         return self.seq_relationship(pooled_output)
@@ -537,9 +482,7 @@ class FlaxBertPreTrainingHeads(nn.Module):
 
     def setup(self) -> None:
         self.predictions = FlaxBertLMPredictionHead(self.config, self.dtype)
-        self.seq_relationship = nn.Dense(
-            2, kernel_init=normal_init(self.config.initializer_range), dtype=self.dtype
-        )
+        self.seq_relationship = dense(2, self.config, self.dtype)
 
     def __call__(
         self,
@@ -552,47 +495,10 @@ class FlaxBertPreTrainingHeads(nn.Module):
 
 
 class FlaxBertPreTrainedModel(FlaxPreTrainedModel):
-    """Base of the BERT classes: config class, checkpoint prefix, tied LM decoder, and the call
-    every head shares (defaults, dropout rng, cache)."""
+    """Base of the BERT classes: config class, checkpoint prefix, the call every head shares."""
 
     config_class = BertConfig
     base_model_prefix = "bert"
-
-    def init_weights(
-        self, rng: jax.Array, input_shape: tuple[int, ...], params: dict | None = None
-    ) -> dict:
-        """Random parameters from the config's initializer; entries of `params` are kept."""
-        params_rng, dropout_rng = jax.random.split(rng)
-        random_params = self.module.init(
-            {"params": params_rng, "dropout": dropout_rng}, **self._dummy_inputs(input_shape)
-        )["params"]
-        if params is None:
-            return random_params
-        flat = traverse_util.flatten_dict(dict(random_params))
-        given = traverse_util.flatten_dict(dict(params))
-        flat.update({path: value for path, value in given.items() if path in flat})
-        return traverse_util.unflatten_dict(flat)
-
-    def _dummy_inputs(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
-        input_ids = jnp.zeros(input_shape, dtype="i4")
-        inputs = {"input_ids": input_ids, "attention_mask": jnp.ones_like(input_ids)}
-        if self.config.add_cross_attention:
-            batch = input_shape[0]
-            inputs["encoder_hidden_states"] = jnp.zeros((batch, 1, self.config.hidden_size))
-            inputs["encoder_attention_mask"] = jnp.ones((batch, 1), dtype="i4")
-        return inputs
-
-    def init_cache(self, batch_size: int, max_length: int) -> dict:
-        """An empty key/value cache for decoding up to `max_length` tokens (decoders only)."""
-        if not self.config.is_decoder:
-            raise ValueError("init_cache needs a decoder: build the config with is_decoder=True")
-
-        def init():
-            inputs = self._dummy_inputs((batch_size, max_length))
-            return self.module.init(jax.random.PRNGKey(0), **inputs, init_cache=True)["cache"]
-
-        shapes = jax.eval_shape(init)
-        return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
     def __call__(
         self,
@@ -616,68 +522,94 @@ class FlaxBertPreTrainedModel(FlaxPreTrainedModel):
         `train=True` applies dropout with `dropout_rng`. `past_key_values` (from `init_cache`, or
         a previous call's output) makes the call a decoding step that returns the updated cache.
         """
-        config = self.config
-        output_attentions = (
-            config.output_attentions if output_attentions is None else output_attentions
+        inputs = self.given_inputs(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            head_mask=head_mask,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
         )
-        output_hidden_states = (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return self.apply_module(
+            inputs,
+            params=params,
+            dropout_rng=dropout_rng,
+            train=train,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=return_dict,
+            past_key_values=past_key_values,
+            step_length=inputs["input_ids"].shape[-1],
         )
-        return_dict = config.use_return_dict if return_dict is None else return_dict
-
-        inputs = {
-            "input_ids": jnp.asarray(input_ids),
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
-            "position_ids": position_ids,
-            "head_mask": head_mask,
-            "deterministic": not train,
-            "output_attentions": output_attentions,
-            "output_hidden_states": output_hidden_states,
-        }
-        # Only the classes that take them get the decoder inputs (a TypeError names the rest).
-        if encoder_hidden_states is not None:
-            inputs["encoder_hidden_states"] = encoder_hidden_states
-        if encoder_attention_mask is not None:
-            inputs["encoder_attention_mask"] = encoder_attention_mask
-        variables = {"params": self.params if params is None else params}
-        rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
-        if past_key_values is None:
-            output = self.module.apply(variables, **inputs, rngs=rngs)
-            return finish_output(output, return_dict)
-
-        past_length, cache_length = cache_positions(past_key_values)
-        length = inputs["input_ids"].shape[-1]
-        if is_concrete(past_length) and int(past_length) + length > cache_length:
-            raise ValueError(
-                f"{length} new tokens after {int(past_length)} cached ones do not fit in the "
-                f"cache of length {cache_length} (see init_cache)"
-            )
-        variables["cache"] = past_key_values
-        output, mutated = self.module.apply(
-            variables,
-            **inputs,
-            past_length=past_length,
-            cache_length=cache_length,
-            rngs=rngs,
-            mutable=["cache"],
-        )
-        output = output.replace(past_key_values=mutated["cache"])
-        return finish_output(output, return_dict)
-
-
-def cache_positions(cache: dict) -> tuple[int | jax.Array, int]:
-    """(tokens already cached, cache length) of a cache made by `init_cache`."""
-    flat = traverse_util.flatten_dict(dict(cache))
-    indices = [v for path, v in flat.items() if path[-1] == "cache_index"]
-    keys = [v for path, v in flat.items() if path[-1] == "cached_key"]
-    if not indices or not keys:
-        raise ValueError("past_key_values is not a cache made by init_cache")
-    return indices[0], int(keys[0].shape[2])
 
 
 # The LM decoder shares the word-embedding matrix (when `tie_word_embeddings`, the default).
-TIED_LM_DECODER = ("cls.predictions.decoder.weight",)
+TIED_LM_DECODER = (("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),)
+
+
+def checked_token_type_ids(
+    input_ids: jax.Array,
+    token_type_ids: jax.Array | None,
+    position_ids: jax.Array | None,
+    attention_mask: jax.Array | None,
+    cache_length: int | None,
+) -> jax.Array:
+    """Check the inputs of a BERT-style model call (`input_ids` `[B, L]`; token types, positions
+    and mask of matching shapes, the mask covering the whole cache when there is one) and return
+    the token types, zeros when not given."""
+    checks.check_rank("input_ids", input_ids.shape, (2,))
+    batch, length = input_ids.shape
+    if position_ids is not None:
+        checks.check_same_shape(
+            "position_ids", position_ids.shape[-1:], (length,), "the input length"
+        )
+    if attention_mask is not None:
+        # With a preallocated cache the keys are the whole cache; otherwise this call's tokens.
+        checks.check_attention_mask_shape(
+            attention_mask.shape, batch, length, cache_length or length, "attention_mask"
+        )
+    if token_type_ids is None:
+        return jnp.zeros((batch, length), dtype="i4")
+    checks.check_same_shape("token_type_ids", token_type_ids.shape, (batch, length), "the input")
+    return token_type_ids
+
+
+def full_attention_masks(
+    config: BertConfig,
+    embedding_output: jax.Array,
+    attention_mask: jax.Array | None,
+    past_length: int | jax.Array,
+    cache_length: int | None,
+    encoder_hidden_states: jax.Array | None,
+    encoder_attention_mask: jax.Array | None,
+) -> tuple[jax.Array | None, jax.Array | None]:
+    """The additive masks of full attention for a call on `embedding_output` `[B, L, H]`:
+    self-attention (causal for a decoder; None when nothing is masked) and cross-attention (None
+    without an `encoder_attention_mask`)."""
+    batch, length, _ = embedding_output.shape
+    dtype = embedding_output.dtype
+    extended_mask = None
+    if config.is_decoder or attention_mask is not None:
+        if attention_mask is None:
+            attention_mask = jnp.ones((batch, cache_length or length), dtype="i4")
+        extended_mask = extended_attention_mask(
+            attention_mask, length, dtype, config.is_decoder, past_length
+        )
+    encoder_extended_mask = None
+    if encoder_hidden_states is not None and encoder_attention_mask is not None:
+        encoder_attention_mask = jnp.asarray(encoder_attention_mask)
+        checks.check_attention_mask_shape(
+            encoder_attention_mask.shape,
+            batch,
+            length,
+            encoder_hidden_states.shape[1],
+            "encoder_attention_mask",
+        )
+        encoder_extended_mask = extended_attention_mask(
+            encoder_attention_mask, length, dtype, causal=False
+        )
+    return extended_mask, encoder_extended_mask
 
 
 class FlaxBertModule(nn.Module):
@@ -712,57 +644,24 @@ class FlaxBertModule(nn.Module):
         return_dict: bool = True,
     ):
         config = self.config
-        checks.check_rank("input_ids", input_ids.shape, (2,))
-        batch, length = input_ids.shape
-        # With a preallocated cache the keys are the whole cache; otherwise this call's tokens.
-        key_length = cache_length if cache_length is not None else length
-
-        if token_type_ids is None:
-            token_type_ids = jnp.zeros((batch, length), dtype="i4")
-        else:
-            checks.check_same_shape(
-                "token_type_ids", token_type_ids.shape, (batch, length), "the input"
-            )
-        if position_ids is not None:
-            checks.check_same_shape(
-                "position_ids", position_ids.shape[-1:], (length,), "the input length"
-            )
+        if attention_mask is not None:
+            attention_mask = jnp.asarray(attention_mask)
+        token_type_ids = checked_token_type_ids(
+            input_ids, token_type_ids, position_ids, attention_mask, cache_length
+        )
         embedding_output = self.embeddings(
             input_ids, token_type_ids, position_ids, past_length, deterministic
         )
         dtype = embedding_output.dtype
-
-        if attention_mask is not None:
-            attention_mask = jnp.asarray(attention_mask)
-            checks.check_attention_mask_shape(
-                attention_mask.shape, batch, length, key_length, "attention_mask"
-            )
-        if config.is_decoder or attention_mask is not None:
-            if attention_mask is None:
-                attention_mask = jnp.ones((batch, key_length), dtype="i4")
-            extended_mask = extended_attention_mask(
-                attention_mask,
-                length,
-                dtype,
-                config.is_decoder,
-                past_length if cache_length is not None else None,
-            )
-        else:
-            extended_mask = None
-
-        encoder_extended_mask = None
-        if encoder_hidden_states is not None and encoder_attention_mask is not None:
-            encoder_attention_mask = jnp.asarray(encoder_attention_mask)
-            checks.check_attention_mask_shape(
-                encoder_attention_mask.shape,
-                batch,
-                length,
-                encoder_hidden_states.shape[1],
-                "encoder_attention_mask",
-            )
-            encoder_extended_mask = extended_attention_mask(
-                encoder_attention_mask, length, dtype, causal=False
-            )
+        extended_mask, encoder_extended_mask = full_attention_masks(
+            config,
+            embedding_output,
+            attention_mask,
+            past_length,
+            cache_length,
+            encoder_hidden_states,
+            encoder_attention_mask,
+        )
         if encoder_hidden_states is not None:
             encoder_hidden_states = jnp.asarray(encoder_hidden_states).astype(dtype)
         head_masks = expand_head_mask(
@@ -781,14 +680,16 @@ class FlaxBertModule(nn.Module):
             output_hidden_states,
         )
         pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
-        output = BaseModelOutputWithPoolingAndCrossAttentions(
+        return head_output(
+            BaseModelOutputWithPoolingAndCrossAttentions,
+            None,
+            return_dict,
             last_hidden_state=sequence_output,
             pooler_output=pooled_output,
             hidden_states=hidden_states,
             attentions=attentions,
             cross_attentions=cross_attentions,
         )
-        return finish_output(output, return_dict)
 
 
 class FlaxBertModel(FlaxBertPreTrainedModel):
@@ -798,29 +699,38 @@ class FlaxBertModel(FlaxBertPreTrainedModel):
     module_class = FlaxBertModule
 
 
-def _base_inputs(**kwargs):
-    """The arguments every head passes through to `FlaxBertModule`, always as an output object."""
-    return {**kwargs, "return_dict": True}
-
-
-def _shared_embedding(module: nn.Module) -> jax.Array | None:
-    """The word-embedding table the LM decoder reuses, or None when the decoder is untied."""
-    if not module.config.tie_word_embeddings:
-        return None
-    return module.bert.variables["params"]["embeddings"]["word_embeddings"]["embedding"]
-
-
-class FlaxBertForPreTrainingModule(nn.Module):
-    """BERT with the masked-LM and next-sentence-prediction heads used in pretraining."""
+class FlaxBertHeadModule(nn.Module):
+    """Base of the head modules: they build `base_model_class` (`FlaxBertModule`) as `self.bert`,
+    without the pooler in heads that do not read the pooled output unless `pooler_in_every_head`
+    (BigBird's checkpoints store it with every head). A head's call passes `base_inputs` on to the
+    backbone: what a swapped-in backbone needs too (BigBird's `block_sparse_indices`)."""
 
     config: BertConfig
     dtype: Any = jnp.float32
     gradient_checkpointing: bool = False
+    base_model_class: ClassVar[type[nn.Module]] = FlaxBertModule
+    pooler_in_every_head: ClassVar[bool] = False
+
+    def base_model(self, add_pooling_layer: bool = True) -> nn.Module:
+        add_pooling_layer = add_pooling_layer or self.pooler_in_every_head
+        return self.base_model_class(
+            self.config, self.dtype, add_pooling_layer, self.gradient_checkpointing
+        )
+
+    def shared_embedding(self) -> jax.Array | None:
+        """The word-embedding table the LM decoder reuses, or None when the decoder is untied."""
+        if not self.config.tie_word_embeddings:
+            return None
+        return self.bert.variables["params"]["embeddings"]["word_embeddings"]["embedding"]
+
+
+class FlaxBertForPreTrainingModule(FlaxBertHeadModule):
+    """BERT with the masked-LM and next-sentence-prediction heads used in pretraining."""
+
+    output_class: ClassVar[type] = FlaxBertForPreTrainingOutput
 
     def setup(self) -> None:
-        self.bert = FlaxBertModule(
-            self.config, self.dtype, gradient_checkpointing=self.gradient_checkpointing
-        )
+        self.bert = self.base_model()
         self.cls = FlaxBertPreTrainingHeads(self.config, self.dtype)
 
     def __call__(
@@ -834,29 +744,29 @@ class FlaxBertForPreTrainingModule(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
+        **base_inputs,
     ):
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **base_inputs,
         )
         prediction_logits, seq_relationship_logits = self.cls(
-            outputs.last_hidden_state, outputs.pooler_output, _shared_embedding(self)
+            outputs.last_hidden_state, outputs.pooler_output, self.shared_embedding()
         )
-        output = FlaxBertForPreTrainingOutput(
+        return head_output(
+            self.output_class,
+            outputs,
+            return_dict,
             prediction_logits=prediction_logits,
             seq_relationship_logits=seq_relationship_logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
         )
-        return finish_output(output, return_dict)
 
 
 class FlaxBertForPreTraining(FlaxBertPreTrainedModel):
@@ -866,22 +776,14 @@ class FlaxBertForPreTraining(FlaxBertPreTrainedModel):
     tied_weights = TIED_LM_DECODER
 
 
-class FlaxBertForCausalLMModule(nn.Module):
+class FlaxBertForCausalLMModule(FlaxBertHeadModule):
     """BERT as a causal (left-to-right) language model; needs `is_decoder=True`."""
-
-    config: BertConfig
-    dtype: Any = jnp.float32
-    gradient_checkpointing: bool = False
 
     def setup(self) -> None:
         if not self.config.is_decoder:
-            raise ValueError("FlaxBertForCausalLM needs a config with is_decoder=True")
-        self.bert = FlaxBertModule(
-            self.config,
-            self.dtype,
-            add_pooling_layer=False,
-            gradient_checkpointing=self.gradient_checkpointing,
-        )
+            name = type(self).__name__.removesuffix("Module")
+            raise ValueError(f"{name} needs a config with is_decoder=True")
+        self.bert = self.base_model(add_pooling_layer=False)
         self.cls = FlaxBertOnlyMLMHead(self.config, self.dtype)
 
     def __call__(
@@ -900,32 +802,26 @@ class FlaxBertForCausalLMModule(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
+        **base_inputs,
     ):
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_mask=encoder_attention_mask,
-                init_cache=init_cache,
-                past_length=past_length,
-                cache_length=cache_length,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            init_cache,
+            past_length,
+            cache_length,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **base_inputs,
         )
-        logits = self.cls(outputs.last_hidden_state, _shared_embedding(self))
-        output = CausalLMOutputWithCrossAttentions(
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            cross_attentions=outputs.cross_attentions,
-        )
-        return finish_output(output, return_dict)
+        logits = self.cls(outputs.last_hidden_state, self.shared_embedding())
+        return head_output(CausalLMOutputWithCrossAttentions, outputs, return_dict, logits=logits)
 
 
 class FlaxBertForCausalLM(FlaxBertPreTrainedModel):
@@ -935,20 +831,11 @@ class FlaxBertForCausalLM(FlaxBertPreTrainedModel):
     tied_weights = TIED_LM_DECODER
 
 
-class FlaxBertForMaskedLMModule(nn.Module):
+class FlaxBertForMaskedLMModule(FlaxBertHeadModule):
     """BERT with the masked-language-modelling head."""
 
-    config: BertConfig
-    dtype: Any = jnp.float32
-    gradient_checkpointing: bool = False
-
     def setup(self) -> None:
-        self.bert = FlaxBertModule(
-            self.config,
-            self.dtype,
-            add_pooling_layer=False,
-            gradient_checkpointing=self.gradient_checkpointing,
-        )
+        self.bert = self.base_model(add_pooling_layer=False)
         self.cls = FlaxBertOnlyMLMHead(self.config, self.dtype)
 
     def __call__(
@@ -964,28 +851,23 @@ class FlaxBertForMaskedLMModule(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
+        **base_inputs,
     ):
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_mask=encoder_attention_mask,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **base_inputs,
         )
-        logits = self.cls(outputs.last_hidden_state, _shared_embedding(self))
-        output = MaskedLMOutput(
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return finish_output(output, return_dict)
+        logits = self.cls(outputs.last_hidden_state, self.shared_embedding())
+        return head_output(MaskedLMOutput, outputs, return_dict, logits=logits)
 
 
 class FlaxBertForMaskedLM(FlaxBertPreTrainedModel):
@@ -995,17 +877,11 @@ class FlaxBertForMaskedLM(FlaxBertPreTrainedModel):
     tied_weights = TIED_LM_DECODER
 
 
-class FlaxBertForNextSentencePredictionModule(nn.Module):
+class FlaxBertForNextSentencePredictionModule(FlaxBertHeadModule):
     """BERT with the next-sentence-prediction head (label 1 = sentence B is random)."""
 
-    config: BertConfig
-    dtype: Any = jnp.float32
-    gradient_checkpointing: bool = False
-
     def setup(self) -> None:
-        self.bert = FlaxBertModule(
-            self.config, self.dtype, gradient_checkpointing=self.gradient_checkpointing
-        )
+        self.bert = self.base_model()
         self.cls = FlaxBertOnlyNSPHead(self.config, self.dtype)
 
     def __call__(
@@ -1021,24 +897,17 @@ class FlaxBertForNextSentencePredictionModule(nn.Module):
         return_dict: bool = True,
     ):
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.cls(outputs.pooler_output)
-        output = NextSentencePredictorOutput(
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return finish_output(output, return_dict)
+        return head_output(NextSentencePredictorOutput, outputs, return_dict, logits=logits)
 
 
 class FlaxBertForNextSentencePrediction(FlaxBertPreTrainedModel):
@@ -1047,24 +916,13 @@ class FlaxBertForNextSentencePrediction(FlaxBertPreTrainedModel):
     module_class = FlaxBertForNextSentencePredictionModule
 
 
-class FlaxBertForSequenceClassificationModule(nn.Module):
+class FlaxBertForSequenceClassificationModule(FlaxBertHeadModule):
     """BERT with a linear classification (or regression) head over the pooled output."""
 
-    config: BertConfig
-    dtype: Any = jnp.float32
-    gradient_checkpointing: bool = False
-
     def setup(self) -> None:
-        config = self.config
-        self.num_labels = config.num_labels
-        self.bert = FlaxBertModule(
-            config, self.dtype, gradient_checkpointing=self.gradient_checkpointing
-        )
-        dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(rate=config.hidden_dropout_prob if dropout is None else dropout)
-        self.classifier = nn.Dense(
-            config.num_labels, kernel_init=normal_init(config.initializer_range), dtype=self.dtype
-        )
+        self.bert = self.base_model()
+        self.dropout = classifier_dropout(self.config)
+        self.classifier = dense(self.config.num_labels, self.config, self.dtype)
 
     def __call__(
         self,
@@ -1079,25 +937,18 @@ class FlaxBertForSequenceClassificationModule(nn.Module):
         return_dict: bool = True,
     ):
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         pooled_output = self.dropout(outputs.pooler_output, deterministic=deterministic)
         logits = self.classifier(pooled_output)
-        output = SequenceClassifierOutput(
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return finish_output(output, return_dict)
+        return head_output(SequenceClassifierOutput, outputs, return_dict, logits=logits)
 
 
 class FlaxBertForSequenceClassification(FlaxBertPreTrainedModel):
@@ -1106,23 +957,13 @@ class FlaxBertForSequenceClassification(FlaxBertPreTrainedModel):
     module_class = FlaxBertForSequenceClassificationModule
 
 
-class FlaxBertForMultipleChoiceModule(nn.Module):
+class FlaxBertForMultipleChoiceModule(FlaxBertHeadModule):
     """BERT scoring each of C choices with a linear layer over its pooled output."""
 
-    config: BertConfig
-    dtype: Any = jnp.float32
-    gradient_checkpointing: bool = False
-
     def setup(self) -> None:
-        config = self.config
-        self.bert = FlaxBertModule(
-            config, self.dtype, gradient_checkpointing=self.gradient_checkpointing
-        )
-        dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(rate=config.hidden_dropout_prob if dropout is None else dropout)
-        self.classifier = nn.Dense(
-            1, kernel_init=normal_init(config.initializer_range), dtype=self.dtype
-        )
+        self.bert = self.base_model()
+        self.dropout = classifier_dropout(self.config)
+        self.classifier = dense(1, self.config, self.dtype)
 
     def __call__(
         self,
@@ -1135,6 +976,7 @@ class FlaxBertForMultipleChoiceModule(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
+        **base_inputs,
     ):
         checks.check_rank("input_ids", input_ids.shape, (3,))
         num_choices = input_ids.shape[1]
@@ -1143,25 +985,19 @@ class FlaxBertForMultipleChoiceModule(nn.Module):
             return None if x is None else jnp.asarray(x).reshape(-1, *x.shape[2:])
 
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=flat(input_ids),
-                attention_mask=flat(attention_mask),
-                token_type_ids=flat(token_type_ids),
-                position_ids=flat(position_ids),
-                head_mask=head_mask,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            flat(input_ids),
+            flat(attention_mask),
+            flat(token_type_ids),
+            flat(position_ids),
+            head_mask,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **base_inputs,
         )
         pooled_output = self.dropout(outputs.pooler_output, deterministic=deterministic)
         logits = self.classifier(pooled_output).reshape(-1, num_choices)
-        output = MultipleChoiceModelOutput(
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return finish_output(output, return_dict)
+        return head_output(MultipleChoiceModelOutput, outputs, return_dict, logits=logits)
 
 
 class FlaxBertForMultipleChoice(FlaxBertPreTrainedModel):
@@ -1175,27 +1011,13 @@ class FlaxBertForMultipleChoice(FlaxBertPreTrainedModel):
         return super()._dummy_inputs(input_shape)
 
 
-class FlaxBertForTokenClassificationModule(nn.Module):
+class FlaxBertForTokenClassificationModule(FlaxBertHeadModule):
     """BERT with a linear classifier on every token (e.g. named entities)."""
 
-    config: BertConfig
-    dtype: Any = jnp.float32
-    gradient_checkpointing: bool = False
-
     def setup(self) -> None:
-        config = self.config
-        self.num_labels = config.num_labels
-        self.bert = FlaxBertModule(
-            config,
-            self.dtype,
-            add_pooling_layer=False,
-            gradient_checkpointing=self.gradient_checkpointing,
-        )
-        dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(rate=config.hidden_dropout_prob if dropout is None else dropout)
-        self.classifier = nn.Dense(
-            config.num_labels, kernel_init=normal_init(config.initializer_range), dtype=self.dtype
-        )
+        self.bert = self.base_model(add_pooling_layer=False)
+        self.dropout = classifier_dropout(self.config)
+        self.classifier = dense(self.config.num_labels, self.config, self.dtype)
 
     def __call__(
         self,
@@ -1208,27 +1030,22 @@ class FlaxBertForTokenClassificationModule(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
+        **base_inputs,
     ):
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **base_inputs,
         )
         sequence_output = self.dropout(outputs.last_hidden_state, deterministic=deterministic)
         logits = self.classifier(sequence_output)
-        output = TokenClassifierOutput(
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return finish_output(output, return_dict)
+        return head_output(TokenClassifierOutput, outputs, return_dict, logits=logits)
 
 
 class FlaxBertForTokenClassification(FlaxBertPreTrainedModel):
@@ -1237,24 +1054,12 @@ class FlaxBertForTokenClassification(FlaxBertPreTrainedModel):
     module_class = FlaxBertForTokenClassificationModule
 
 
-class FlaxBertForQuestionAnsweringModule(nn.Module):
+class FlaxBertForQuestionAnsweringModule(FlaxBertHeadModule):
     """BERT with a span head: start and end logits for every token."""
 
-    config: BertConfig
-    dtype: Any = jnp.float32
-    gradient_checkpointing: bool = False
-
     def setup(self) -> None:
-        config = self.config
-        self.bert = FlaxBertModule(
-            config,
-            self.dtype,
-            add_pooling_layer=False,
-            gradient_checkpointing=self.gradient_checkpointing,
-        )
-        self.qa_outputs = nn.Dense(
-            2, kernel_init=normal_init(config.initializer_range), dtype=self.dtype
-        )
+        self.bert = self.base_model(add_pooling_layer=False)
+        self.qa_outputs = dense(2, self.config, self.dtype)
 
     def __call__(
         self,
@@ -1269,26 +1074,23 @@ class FlaxBertForQuestionAnsweringModule(nn.Module):
         return_dict: bool = True,
     ):
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, L, 2]
-        start_logits, end_logits = logits[..., 0], logits[..., 1]
-        output = QuestionAnsweringModelOutput(
-            start_logits=start_logits,
-            end_logits=end_logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+        return head_output(
+            QuestionAnsweringModelOutput,
+            outputs,
+            return_dict,
+            start_logits=logits[..., 0],
+            end_logits=logits[..., 1],
         )
-        return finish_output(output, return_dict)
 
 
 class FlaxBertForQuestionAnswering(FlaxBertPreTrainedModel):

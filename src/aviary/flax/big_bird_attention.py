@@ -19,7 +19,7 @@ attention probabilities in block-sparse mode (as the reference and the original 
 Under `jax.jit` the indices are either constants (a plan computed while tracing, from static
 shapes) or arguments (a plan drawn outside, e.g. under the "resample" policy); the layout
 (`block_size`, `seq_len`, `pad_length`) is static either way, so a new plan of the same layout
-does not retrace.
+does not retrace. `BlockSparseIndices.for_call` is the one place a Flax model plans a call.
 
 Shapes: B batch · N heads · L padded tokens · D head dim · b block size · n = L / b blocks ·
 S = 5 + r key blocks per non-global query block.
@@ -33,13 +33,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from aviary.core.block_sparse import AttentionPlan
-
-# The reference's additive penalty for masked keys in block-sparse mode (full attention uses the
-# dtype's minimum instead). In float32, exp(score - 10000) is exactly 0 next to any kept key.
-MASK_PENALTY = -10000.0
+# MASK_PENALTY: the reference's additive penalty for masked keys in block-sparse mode (full
+# attention uses the dtype's minimum instead). In float32, exp(score - 10000) is exactly 0 next to
+# any kept key.
+from aviary.core.block_sparse import MASK_PENALTY, AttentionPlan, BlockSparseController
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,7 +45,7 @@ class BlockSparseIndices:
     """One forward's plan as arrays, shared by every layer.
 
     `key_blocks`: int32 `[layers, N, n-2, S]`, the key block of every slot;
-    `slot_penalty`: `[n-2, S]`, `MASK_PENALTY` on the slots the plan marks invalid, else 0;
+    `slot_penalty`: `[n-2, S]`, the plan's `MASK_PENALTY` on the slots it marks invalid, else 0;
     `block_size`, `seq_len` (unpadded tokens) and `pad_length`: the static layout.
     """
 
@@ -61,15 +59,60 @@ class BlockSparseIndices:
     def from_plan(cls, plan: AttentionPlan, dtype: Any = jnp.float32) -> BlockSparseIndices:
         if not plan.use_block_sparse:
             raise ValueError("a full-attention plan has no blocks")
-        key_blocks = jnp.asarray(plan.key_blocks, dtype=jnp.int32)  # a copy
-        slot_penalty = jnp.asarray((~plan.key_block_valid).astype(np.float32) * MASK_PENALTY)
         return cls(
-            key_blocks,
-            slot_penalty.astype(dtype),
+            jnp.asarray(plan.key_blocks, dtype=jnp.int32),  # a copy
+            jnp.asarray(plan.slot_penalty, dtype=dtype),
             plan.block_size,
             plan.seq_len,
             plan.pad_length,
         )
+
+    @classmethod
+    def for_call(
+        cls,
+        controller: BlockSparseController,
+        seq_len: int,
+        *,
+        training: bool,
+        dtype: Any,
+        given: BlockSparseIndices | None = None,
+        traced: bool = False,
+        attention_mask_rank: int | None = None,
+        has_encoder_hidden_states: bool = False,
+    ) -> BlockSparseIndices | None:
+        """The plan of a call on `seq_len` tokens as arrays (None: full attention), made once,
+        outside the module: `given` (drawn by the caller, checked against the call), else the
+        controller's plan. `traced`: the call runs under `jax.jit`, where a "resample" plan
+        drawn while tracing would be frozen into the compiled function."""
+        config = controller.config
+        if given is not None:
+            if controller.attention_type != "block_sparse":
+                raise ValueError(
+                    "block_sparse_indices were given, but the model runs attention_type="
+                    f"{controller.attention_type!r}"
+                )
+            layout = (config.num_hidden_layers, config.num_attention_heads)
+            if given.seq_len != seq_len or given.key_blocks.shape[:2] != layout:
+                raise ValueError(
+                    f"block_sparse_indices were planned for {given.seq_len} tokens and key "
+                    f"blocks {tuple(given.key_blocks.shape)}; this call has {seq_len} tokens, "
+                    f"{layout[0]} layers and {layout[1]} heads"
+                )
+            return given
+        if traced and controller.policy == "resample":
+            raise ValueError(
+                "policy 'resample' under jax.jit: a plan drawn while tracing would be frozen "
+                "into the compiled function. Draw it outside with "
+                "model.block_sparse_indices(length, train=...) and pass it to the jitted "
+                "function and on as block_sparse_indices="
+            )
+        plan = controller.plan(
+            seq_len,
+            training=training,
+            attention_mask_rank=attention_mask_rank,
+            has_encoder_hidden_states=has_encoder_hidden_states,
+        )
+        return None if plan is None else cls.from_plan(plan, dtype)
 
     @property
     def padded_length(self) -> int:

@@ -9,12 +9,12 @@ the encoder, the decoder and (tied) the LM head, and scaled by sqrt(d_model) (`s
 each stack has its own learned position table, starting at position 0.
 
 The encoder's self-attention is BigBird's (`aviary.flax.big_bird.FlaxBigBirdSelfAttention`). As in
-`FlaxBigBirdModel`, the wrapper decides once per call, outside the traced computation, through
-`aviary.core.block_sparse.plan_for_config`, whether the call runs block-sparse (padding the input
-to a multiple of `block_size` with embedded pad tokens) or full attention (inputs of at most
-`(5 + 2 r) * block_size` tokens); the plan enters the linen module as `BlockSparseIndices`
-(constants under `jax.jit`, or an argument). Deviations from the reference library, on purpose (the
-same as the PyTorch file):
+`FlaxBigBirdModel`, the wrapper's `aviary.core.block_sparse.BlockSparseController`
+(`model.block_sparse`) decides once per call, outside the traced computation, whether the call
+runs block-sparse (padding the input to a multiple of `block_size` with embedded pad tokens) or
+full attention (inputs of at most `(5 + 2 r) * block_size` tokens); the plan enters the linen
+module as `BlockSparseIndices` (constants under `jax.jit`, or an argument), and the module never
+plans. Deviations from the reference library, on purpose (the same as the PyTorch file):
 
 * the reference's encoder ignores the attention mask after falling back to full attention on a
   short input; aviary honours it, so padded and unpadded inputs give the same outputs on the real
@@ -45,14 +45,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
-from flax import traverse_util
 
 from aviary.core import checks
-from aviary.core.block_sparse import AttentionPlan, check_policy, plan_for_config
-from aviary.core.configs import ATTENTION_TYPES, BigBirdPegasusConfig
+from aviary.core.block_sparse import AttentionPlan, BlockSparseController, unpad_outputs
+from aviary.core.configs import BigBirdPegasusConfig
 from aviary.core.generation import GenerationConfig
-from aviary.core.outputs import ModelOutput
-from aviary.flax.bert import cache_positions
+from aviary.core.outputs import ModelOutput, head_output
 from aviary.flax.big_bird import FlaxBigBirdSelfAttention
 from aviary.flax.big_bird_attention import BlockSparseIndices
 from aviary.flax.generation import FlaxGenerationMixin
@@ -60,7 +58,9 @@ from aviary.flax.modeling_utils import (
     IGNORE_INDEX,
     CausalLMOutputWithCrossAttentions,
     FlaxPreTrainedModel,
+    KeyValueCacheMixin,
     check_ids,
+    dense,
     embedding_init,
     expand_head_mask,
     extended_attention_mask,
@@ -118,12 +118,6 @@ class FlaxBigBirdPegasusScaledWordEmbedding(nn.Embed):
         return super().__call__(input_ids.astype("i4")) * self.embed_scale
 
 
-def _attention_config(config: BigBirdPegasusConfig) -> BigBirdPegasusConfig:
-    """The config `FlaxBigBirdSelfAttention` reads: it initialises with `initializer_range` (the
-    Pegasus config calls it `init_std`) and caches keys only in decoders (the encoder never is)."""
-    return config.copy(initializer_range=config.init_std, is_decoder=False)
-
-
 class FlaxBigBirdPegasusEncoderAttention(nn.Module):
     """BigBird self-attention (`self`: full or block-sparse, as the plan says) and the output
     projection (`output`, a bare Dense)."""
@@ -134,15 +128,8 @@ class FlaxBigBirdPegasusEncoderAttention(nn.Module):
 
     def setup(self) -> None:
         config = self.config
-        self.self = FlaxBigBirdSelfAttention(
-            _attention_config(config), self.dtype, self.layer_index
-        )
-        self.output = nn.Dense(
-            config.d_model,
-            use_bias=config.use_bias,
-            kernel_init=normal_init(config.init_std),
-            dtype=self.dtype,
-        )
+        self.self = FlaxBigBirdSelfAttention(config, self.dtype, layer_index=self.layer_index)
+        self.output = dense(config.d_model, config, self.dtype, use_bias=config.use_bias)
 
     def __call__(
         self,
@@ -166,70 +153,34 @@ class FlaxBigBirdPegasusEncoderAttention(nn.Module):
         return self.output(context), probs
 
 
-class FlaxBigBirdPegasusDecoderAttention(nn.Module):
-    """Full multi-head attention of the decoder: causal self-attention (with a preallocated
-    key/value cache) or cross-attention on the encoder output."""
+class FlaxBigBirdPegasusDecoderAttention(KeyValueCacheMixin):
+    """Full multi-head attention of the decoder (`decoder_attention_heads` heads): causal
+    self-attention (with a preallocated key/value cache) or cross-attention on the encoder
+    output."""
 
-    embed_dim: int
-    num_heads: int
-    dropout: float = 0.0
-    bias: bool = True
-    init_std: float = 0.02
+    config: BigBirdPegasusConfig
     dtype: Any = jnp.float32
 
     def setup(self) -> None:
+        config = self.config
+        self.embed_dim = config.d_model
+        self.num_heads = config.decoder_attention_heads
         if self.embed_dim % self.num_heads != 0:
             raise ValueError(
                 f"embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}"
             )
         self.head_dim = self.embed_dim // self.num_heads
         self.scaling = self.head_dim**-0.5
-
-        def dense() -> nn.Dense:
-            return nn.Dense(
-                self.embed_dim,
-                use_bias=self.bias,
-                kernel_init=normal_init(self.init_std),
-                dtype=self.dtype,
-            )
-
-        self.k_proj = dense()
-        self.v_proj = dense()
-        self.q_proj = dense()
-        self.out_proj = dense()
-        self.dropout_layer = nn.Dropout(rate=self.dropout)
+        self.k_proj = dense(self.embed_dim, config, self.dtype, use_bias=config.use_bias)
+        self.v_proj = dense(self.embed_dim, config, self.dtype, use_bias=config.use_bias)
+        self.q_proj = dense(self.embed_dim, config, self.dtype, use_bias=config.use_bias)
+        self.out_proj = dense(self.embed_dim, config, self.dtype, use_bias=config.use_bias)
+        self.dropout_layer = nn.Dropout(rate=config.attention_dropout)
 
     def split_heads(self, x: jax.Array) -> jax.Array:
         batch, length, _ = x.shape
         x = x.reshape(batch, length, self.num_heads, self.head_dim)
         return x.transpose(0, 2, 1, 3)  # [B, N, L, D]
-
-    @nn.compact  # the cache variables are created on first use, not in setup
-    def concatenate_to_cache(self, key: jax.Array, value: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Write this step's keys and values into the preallocated cache at `cache_index`.
-
-        Returns the whole cache `[B, N, max_length, D]`. The positions not written yet hold
-        zeros; the causal mask hides them.
-        """
-        is_initialized = self.has_variable("cache", "cached_key")
-        cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
-        cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
-        cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, dtype=jnp.int32))
-        if not is_initialized:  # `init_cache`: only the shapes (of a max_length input) matter
-            return key, value
-        past_length = cache_index.value
-        step_length = key.shape[2]
-        start = (0, 0, past_length, 0)
-        key = jax.lax.dynamic_update_slice(
-            cached_key.value, key.astype(cached_key.value.dtype), start
-        )
-        value = jax.lax.dynamic_update_slice(
-            cached_value.value, value.astype(cached_value.value.dtype), start
-        )
-        cached_key.value = key
-        cached_value.value = value
-        cache_index.value = past_length + step_length
-        return key, value
 
     def __call__(
         self,
@@ -248,8 +199,8 @@ class FlaxBigBirdPegasusDecoderAttention(nn.Module):
         else:
             key = self.split_heads(self.k_proj(hidden_states))
             value = self.split_heads(self.v_proj(hidden_states))
-            if self.has_variable("cache", "cached_key") or init_cache:
-                key, value = self.concatenate_to_cache(key, value)  # [B, N, K, D]
+            if self.uses_cache(init_cache):
+                key, value, _ = self.concatenate_to_cache(key, value)  # [B, N, K, D]
 
         scores = jnp.einsum("bnqd,bnkd->bnqk", query * self.scaling, key)  # [B, N, Q, K]
         if attention_mask is not None:
@@ -273,14 +224,13 @@ class FlaxBigBirdPegasusEncoderLayer(nn.Module):
 
     def setup(self) -> None:
         config = self.config
-        std = config.init_std
         self.embed_dim = config.d_model
         self.self_attn = FlaxBigBirdPegasusEncoderAttention(config, self.dtype, self.layer_index)
         self.self_attn_layer_norm = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
         self.dropout = nn.Dropout(rate=config.dropout)
         self.activation_fn = get_activation(config.activation_function)
-        self.fc1 = nn.Dense(config.encoder_ffn_dim, kernel_init=normal_init(std), dtype=self.dtype)
-        self.fc2 = nn.Dense(self.embed_dim, kernel_init=normal_init(std), dtype=self.dtype)
+        self.fc1 = dense(config.encoder_ffn_dim, config, self.dtype)
+        self.fc2 = dense(self.embed_dim, config, self.dtype)
         self.final_layer_norm = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
 
     def __call__(
@@ -324,31 +274,16 @@ class FlaxBigBirdPegasusDecoderLayer(nn.Module):
 
     def setup(self) -> None:
         config = self.config
-        std = config.init_std
         self.embed_dim = config.d_model
-        self.self_attn = FlaxBigBirdPegasusDecoderAttention(
-            self.embed_dim,
-            config.decoder_attention_heads,
-            dropout=config.attention_dropout,
-            bias=config.use_bias,
-            init_std=std,
-            dtype=self.dtype,
-        )
+        self.self_attn = FlaxBigBirdPegasusDecoderAttention(config, self.dtype)
         self.dropout = nn.Dropout(rate=config.dropout)
         self.activation_fn = get_activation(config.activation_function)
         self.activation_dropout = nn.Dropout(rate=config.activation_dropout)
         self.self_attn_layer_norm = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
-        self.encoder_attn = FlaxBigBirdPegasusDecoderAttention(
-            self.embed_dim,
-            config.decoder_attention_heads,
-            dropout=config.attention_dropout,
-            bias=config.use_bias,
-            init_std=std,
-            dtype=self.dtype,
-        )
+        self.encoder_attn = FlaxBigBirdPegasusDecoderAttention(config, self.dtype)
         self.encoder_attn_layer_norm = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
-        self.fc1 = nn.Dense(config.decoder_ffn_dim, kernel_init=normal_init(std), dtype=self.dtype)
-        self.fc2 = nn.Dense(self.embed_dim, kernel_init=normal_init(std), dtype=self.dtype)
+        self.fc1 = dense(config.decoder_ffn_dim, config, self.dtype)
+        self.fc2 = dense(self.embed_dim, config, self.dtype)
         self.final_layer_norm = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
 
     def __call__(
@@ -425,19 +360,18 @@ class FlaxBigBirdPegasusClassificationHead(nn.Module):
 
 
 class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
-    """Base of the BigBirdPegasus classes: config class, checkpoint prefix, encoder settings,
-    and the call every head shares (defaults, the call's plan, dropout rng, cache)."""
+    """Base of the BigBirdPegasus classes: config class, checkpoint prefix, the encoder's
+    block-sparse controller, and the call every head shares (the call's plan, dropout, cache)."""
 
     config_class = BigBirdPegasusConfig
     base_model_prefix = "model"
     has_encoder = True  # the decoder-only ForCausalLM has none
 
     def __init__(self, config: BigBirdPegasusConfig, *args: Any, **kwargs: Any) -> None:
-        if isinstance(config, BigBirdPegasusConfig):  # others: the base class names the problem
-            self.attention_type = config.attention_type
-        self.block_sparse_policy = "reference"
-        self.block_sparse_rng: np.random.Generator | None = None
         super().__init__(config, *args, **kwargs)
+        # Attention type, random-block policy and the plan of each encoder call (an encoder:
+        # block-sparse attention is allowed).
+        self.block_sparse = BlockSparseController(config, decoder=False)
 
     def _check_encoder(self) -> None:
         if not self.has_encoder:
@@ -447,11 +381,7 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
         """Choose `"block_sparse"` or `"original_full"` encoder attention for later calls (the
         config is left as it is). Block-sparse calls still use full attention on short inputs."""
         self._check_encoder()
-        if attention_type not in ATTENTION_TYPES:
-            raise ValueError(
-                f"attention_type={attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}"
-            )
-        self.attention_type = attention_type
+        self.block_sparse.set_attention_type(attention_type)
 
     def set_block_sparse_policy(
         self, policy: str = "reference", rng: np.random.Generator | None = None
@@ -459,23 +389,12 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
         """Choose how block-sparse encoder calls draw their random key blocks: `"reference"`
         (default), `"fixed"` or `"resample"` (from `rng`); see `aviary.core.block_sparse`."""
         self._check_encoder()
-        check_policy(policy, rng)
-        self.block_sparse_policy = policy
-        self.block_sparse_rng = rng
+        self.block_sparse.set_policy(policy, rng)
 
     def plan(self, seq_len: int, train: bool = False) -> AttentionPlan | None:
         """The block-sparse plan of an encoder call on `seq_len` tokens, or None for full
         attention. Under the "resample" policy each call draws from the policy's generator."""
-        if self.attention_type != "block_sparse":
-            return None
-        plan = plan_for_config(
-            self.config,
-            seq_len,
-            training=train,
-            policy=self.block_sparse_policy,
-            rng=self.block_sparse_rng,
-        )
-        return plan if plan.use_block_sparse else None
+        return self.block_sparse.plan(seq_len, training=train)
 
     def block_sparse_indices(self, seq_len: int, train: bool = False) -> BlockSparseIndices | None:
         """`plan(seq_len, train)` as the arrays the modules take (None for full attention): pass
@@ -483,26 +402,32 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
         plan = self.plan(seq_len, train)
         return None if plan is None else BlockSparseIndices.from_plan(plan, self.dtype)
 
+    def call_indices(
+        self,
+        inputs: dict[str, Any],
+        params: dict | None,
+        train: bool,
+        given: BlockSparseIndices | None,
+    ) -> BlockSparseIndices | None:
+        """The plan of this call's encoder, made once, here (None: full attention, or no
+        encoder run: `encoder_outputs` given)."""
+        source = inputs.get("input_ids", inputs.get("inputs_embeds"))
+        if "encoder_outputs" in inputs or source is None or np.ndim(source) < 2:
+            return None  # (a bad rank is reported by the module)
+        return BlockSparseIndices.for_call(
+            self.block_sparse,
+            source.shape[1],
+            training=train,
+            dtype=self.dtype,
+            given=given,
+            traced=not all(is_concrete(x) for x in jax.tree_util.tree_leaves((inputs, params))),
+        )
+
     def prepare_decoder_input_ids_from_labels(self, labels: jax.Array) -> jax.Array:
         """The decoder inputs the PyTorch model builds from `labels` (`shift_tokens_right`)."""
         return shift_tokens_right(
             labels, self.config.pad_token_id, self.config.decoder_start_token_id
         )
-
-    def init_weights(
-        self, rng: jax.Array, input_shape: tuple[int, ...], params: dict | None = None
-    ) -> dict:
-        """Random parameters from the config's initializer; entries of `params` are kept."""
-        params_rng, dropout_rng = jax.random.split(rng)
-        random_params = self.module.init(
-            {"params": params_rng, "dropout": dropout_rng}, **self._dummy_inputs(input_shape)
-        )["params"]
-        if params is None:
-            return random_params
-        flat = traverse_util.flatten_dict(dict(random_params))
-        given = traverse_util.flatten_dict(dict(params))
-        flat.update({path: value for path, value in given.items() if path in flat})
-        return traverse_util.unflatten_dict(flat)
 
     def _dummy_inputs(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
         # End-of-sequence ids, so that the sequence-classification head finds one.
@@ -513,16 +438,6 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
         decoder_input_ids = jnp.zeros((batch_size, max_length), dtype="i4")
         encoder_state = jnp.zeros((batch_size, 1, self.config.d_model), dtype=self.dtype)
         return {"decoder_input_ids": decoder_input_ids, "encoder_outputs": (encoder_state,)}
-
-    def init_cache(self, batch_size: int, max_length: int) -> dict:
-        """An empty decoder key/value cache for up to `max_length` target tokens."""
-
-        def init():
-            inputs = self._cache_inputs(batch_size, max_length)
-            return self.module.init(jax.random.PRNGKey(0), **inputs, init_cache=True)["cache"]
-
-        shapes = jax.eval_shape(init)
-        return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
     def encode(
         self,
@@ -540,26 +455,27 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
     ):
         """The encoder alone (a `BaseModelOutput`), planned as a full call would be."""
         self._check_encoder()
-        inputs = {
-            "input_ids": None if input_ids is None else jnp.asarray(input_ids),
-            "attention_mask": attention_mask,
-            "head_mask": head_mask,
-            "inputs_embeds": inputs_embeds,
-        }
+        inputs = self.given_inputs(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            head_mask=head_mask,
+            inputs_embeds=inputs_embeds,
+        )
+        inputs["block_sparse_indices"] = self.call_indices(
+            inputs, params, train, block_sparse_indices
+        )
 
         def run_encoder(module, **kwargs):
             return module.model.encoder(**kwargs)
 
-        return self._run(
+        return self.apply_module(
             inputs,
-            params,
-            dropout_rng,
-            train,
-            output_attentions,
-            output_hidden_states,
-            return_dict,
-            None,
-            block_sparse_indices,
+            params=params,
+            dropout_rng=dropout_rng,
+            train=train,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=return_dict,
             method=run_encoder,
         )
 
@@ -592,124 +508,33 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
         given, covers the whole cache `[B, max_length]`. `block_sparse_indices` (from
         `block_sparse_indices()`) overrides the plan the model's policy would make.
         """
-        optional = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "decoder_input_ids": decoder_input_ids,
-            "decoder_attention_mask": decoder_attention_mask,
-            "head_mask": head_mask,
-            "decoder_head_mask": decoder_head_mask,
-            "cross_attn_head_mask": cross_attn_head_mask,
-            "encoder_outputs": encoder_outputs,
-            "inputs_embeds": inputs_embeds,
-            "decoder_inputs_embeds": decoder_inputs_embeds,
-        }
-        return self._run(
-            self._given(optional),
-            params,
-            dropout_rng,
-            train,
-            output_attentions,
-            output_hidden_states,
-            return_dict,
-            past_key_values,
-            block_sparse_indices,
+        inputs = self.given_inputs(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            head_mask=head_mask,
+            decoder_head_mask=decoder_head_mask,
+            cross_attn_head_mask=cross_attn_head_mask,
+            encoder_outputs=encoder_outputs,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
         )
-
-    @staticmethod
-    def _given(optional: dict[str, Any]) -> dict[str, Any]:
-        # Only the inputs given go to the module, so a head that does not take one raises a
-        # TypeError naming it.
-        out = {}
-        for name, value in optional.items():
-            if value is None:
-                continue
-            if name.endswith("_ids"):
-                value = jnp.asarray(value)
-            out[name] = value
-        return out
-
-    def _run(
-        self,
-        inputs: dict[str, Any],
-        params: dict | None,
-        dropout_rng: jax.Array | None,
-        train: bool,
-        output_attentions: bool | None,
-        output_hidden_states: bool | None,
-        return_dict: bool | None,
-        past_key_values: dict | None,
-        block_sparse_indices: BlockSparseIndices | None,
-        method: Any = None,
-    ):
-        """Plan the encoder call (outside the module), apply the module, finish the output."""
-        config = self.config
-        output_attentions = (
-            config.output_attentions if output_attentions is None else output_attentions
+        inputs["block_sparse_indices"] = self.call_indices(
+            inputs, params, train, block_sparse_indices
         )
-        output_hidden_states = (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        new = inputs.get("decoder_input_ids", inputs.get("decoder_inputs_embeds"))
+        return self.apply_module(
+            inputs,
+            params=params,
+            dropout_rng=dropout_rng,
+            train=train,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=return_dict,
+            past_key_values=past_key_values,
+            step_length=0 if new is None else new.shape[1],
         )
-        return_dict = config.use_return_dict if return_dict is None else return_dict
-        params = self.params if params is None else params
-
-        runs_encoder = self.has_encoder and inputs.get("encoder_outputs") is None
-        if block_sparse_indices is not None and self.attention_type != "block_sparse":
-            raise ValueError(
-                "block_sparse_indices were given, but the model runs attention_type="
-                f"{self.attention_type!r}"
-            )
-        source = inputs.get("input_ids")
-        if source is None:
-            source = inputs.get("inputs_embeds")
-        if block_sparse_indices is None and runs_encoder and source is not None:
-            traced = not all(is_concrete(x) for x in jax.tree_util.tree_leaves((inputs, params)))
-            if self.block_sparse_policy == "resample" and traced:
-                raise ValueError(
-                    "policy 'resample' under jax.jit: a plan drawn while tracing would be frozen "
-                    "into the compiled function. Draw it outside with "
-                    "model.block_sparse_indices(length, train=...) and pass it to the jitted "
-                    "function and on as block_sparse_indices="
-                )
-            if len(source.shape) >= 2:  # a bad rank is reported by the module
-                block_sparse_indices = self.block_sparse_indices(source.shape[1], train)
-
-        kwargs = {
-            **inputs,
-            "deterministic": not train,
-            "output_attentions": output_attentions,
-            "output_hidden_states": output_hidden_states,
-        }
-        if self.has_encoder:
-            kwargs["attention_type"] = self.attention_type
-            kwargs["block_sparse_indices"] = block_sparse_indices
-        variables = {"params": params}
-        rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
-        if past_key_values is None:
-            output = self.module.apply(variables, **kwargs, rngs=rngs, method=method)
-            return finish_output(output, return_dict)
-
-        past_length, cache_length = cache_positions(past_key_values)
-        new = inputs.get("decoder_input_ids" if self.has_encoder else "input_ids")
-        if new is None:
-            new = inputs.get("decoder_inputs_embeds" if self.has_encoder else "inputs_embeds")
-        length = new.shape[1] if new is not None else 0
-        if is_concrete(past_length) and int(past_length) + length > cache_length:
-            raise ValueError(
-                f"{length} new tokens after {int(past_length)} cached ones do not fit in the "
-                f"cache of length {cache_length} (see init_cache)"
-            )
-        variables["cache"] = past_key_values
-        output, mutated = self.module.apply(
-            variables,
-            **kwargs,
-            past_length=past_length,
-            cache_length=cache_length,
-            rngs=rngs,
-            mutable=["cache"],
-        )
-        output = output.replace(past_key_values=mutated["cache"])
-        return finish_output(output, return_dict)
 
 
 def _embed_scale(config: BigBirdPegasusConfig) -> float:
@@ -726,11 +551,20 @@ def _word_embedding(config: BigBirdPegasusConfig, dtype: Any):
     )
 
 
+def _position_embedding(config: BigBirdPegasusConfig, dtype: Any):
+    return FlaxBigBirdPegasusLearnedPositionalEmbedding(
+        config.max_position_embeddings,
+        config.d_model,
+        embedding_init=normal_init(config.init_std),
+        dtype=dtype,
+    )
+
+
 class FlaxBigBirdPegasusEncoder(nn.Module):
     """The encoder stack: embeddings, BigBird layers, final LayerNorm (`layernorm_embedding`).
 
-    Without `block_sparse_indices` a block-sparse call plans itself with the "reference" policy
-    (the wrapper classes plan with the model's policy and pass them in).
+    The call runs block-sparse attention when it is given `block_sparse_indices` (the wrapper's
+    plan), else full attention.
     """
 
     config: BigBirdPegasusConfig
@@ -749,12 +583,7 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
         if embed_tokens is None:
             embed_tokens = _word_embedding(config, self.dtype)
         self.embed_tokens = embed_tokens
-        self.embed_positions = FlaxBigBirdPegasusLearnedPositionalEmbedding(
-            config.max_position_embeddings,
-            config.d_model,
-            embedding_init=normal_init(config.init_std),
-            dtype=self.dtype,
-        )
+        self.embed_positions = _position_embedding(config, self.dtype)
         layer_class = FlaxBigBirdPegasusEncoderLayer
         if self.gradient_checkpointing:
             # Recompute each layer in the backward pass; the flags are Python values (argument
@@ -764,16 +593,6 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
             layer_class(config, self.dtype, layer_index=i) for i in range(config.encoder_layers)
         ]
         self.layernorm_embedding = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
-
-    def plan(self, seq_len: int, attention_type: str, deterministic: bool):
-        """The "reference" plan of a call on `seq_len` tokens, or None for full attention."""
-        if attention_type != "block_sparse":
-            return None
-        # Building the parameters runs a one-token input: no fall-back warning for that.
-        plan = plan_for_config(
-            self.config, seq_len, training=not deterministic, warn=not self.is_initializing()
-        )
-        return BlockSparseIndices.from_plan(plan, self.dtype) if plan.use_block_sparse else None
 
     def __call__(
         self,
@@ -785,15 +604,9 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-        attention_type: str | None = None,
         block_sparse_indices: BlockSparseIndices | None = None,
     ):
         config = self.config
-        attention_type = config.attention_type if attention_type is None else attention_type
-        if attention_type not in ATTENTION_TYPES:
-            raise ValueError(
-                f"attention_type={attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}"
-            )
         checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
         if input_ids is not None:
             input_ids = jnp.asarray(input_ids)
@@ -819,17 +632,6 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
 
         # One plan for every layer of this call (None: full attention, with the mask honoured).
         indices = block_sparse_indices
-        if indices is None:
-            indices = self.plan(length, attention_type, deterministic)
-        elif indices.seq_len != length or indices.key_blocks.shape[:2] != (
-            config.encoder_layers,
-            config.encoder_attention_heads,
-        ):
-            raise ValueError(
-                f"block_sparse_indices were planned for {indices.seq_len} tokens and key "
-                f"blocks {tuple(indices.key_blocks.shape)}; this call has {length} tokens, "
-                f"{config.encoder_layers} layers and {config.encoder_attention_heads} heads"
-            )
         block_sparse = None
         extended_mask = None
         if indices is not None:
@@ -839,7 +641,7 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
                 else attention_mask.astype(dtype)
             )
             if indices.pad_length:
-                hidden_states, key_keep = self._pad(hidden_states, key_keep, indices.pad_length)
+                hidden_states, key_keep = self.pad(hidden_states, key_keep, indices.pad_length)
             block_sparse = (indices, key_keep)  # key_keep: [B, padded S]
         elif attention_mask is not None:
             extended_mask = extended_attention_mask(attention_mask, length, dtype, causal=False)
@@ -871,13 +673,10 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
         if output_hidden_states:
             all_hidden_states = (*all_hidden_states, hidden_states)
 
-        if indices is not None and indices.pad_length:
-            # Every per-token output goes back to the input length.
-            hidden_states = hidden_states[:, :length]
-            if all_hidden_states is not None:
-                all_hidden_states = tuple(h[:, :length] for h in all_hidden_states)
-            if all_attentions is not None:
-                all_attentions = tuple(a[:, :, :length, :length] for a in all_attentions)
+        # Every per-token output goes back to the input length.
+        hidden_states, all_hidden_states, all_attentions = unpad_outputs(
+            indices, hidden_states, all_hidden_states, all_attentions
+        )
         output = BaseModelOutput(
             last_hidden_state=hidden_states,
             hidden_states=all_hidden_states,
@@ -885,7 +684,7 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
         )
         return finish_output(output, return_dict)
 
-    def _pad(
+    def pad(
         self, hidden_states: jax.Array, key_keep: jax.Array, pad_length: int
     ) -> tuple[jax.Array, jax.Array]:
         """Append `pad_length` embedded pad tokens (word embedding only, no position, as the
@@ -917,12 +716,7 @@ class FlaxBigBirdPegasusDecoder(nn.Module):
         if embed_tokens is None:
             embed_tokens = _word_embedding(config, self.dtype)
         self.embed_tokens = embed_tokens
-        self.embed_positions = FlaxBigBirdPegasusLearnedPositionalEmbedding(
-            config.max_position_embeddings,
-            config.d_model,
-            embedding_init=normal_init(config.init_std),
-            dtype=self.dtype,
-        )
+        self.embed_positions = _position_embedding(config, self.dtype)
         layer_class = FlaxBigBirdPegasusDecoderLayer
         if self.gradient_checkpointing:
             # The flags init_cache, deterministic, output_attentions are Python values.
@@ -1091,7 +885,6 @@ class FlaxBigBirdPegasusModule(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-        attention_type: str | None = None,
         block_sparse_indices: BlockSparseIndices | None = None,
     ):
         config = self.config
@@ -1116,7 +909,6 @@ class FlaxBigBirdPegasusModule(nn.Module):
                 output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
                 return_dict=True,
-                attention_type=attention_type,
                 block_sparse_indices=block_sparse_indices,
             )
         else:
@@ -1157,24 +949,6 @@ class FlaxBigBirdPegasusModel(FlaxBigBirdPegasusPreTrainedModel):
     module_class = FlaxBigBirdPegasusModule
 
 
-def _base_inputs(**kwargs):
-    """The arguments every head passes through to `FlaxBigBirdPegasusModule`, always as an
-    output object."""
-    return {**kwargs, "return_dict": True}
-
-
-def _seq2seq_fields(outputs: ModelOutput) -> dict:
-    """The fields every seq2seq head output copies from the model output."""
-    return {
-        "decoder_hidden_states": outputs.decoder_hidden_states,
-        "decoder_attentions": outputs.decoder_attentions,
-        "cross_attentions": outputs.cross_attentions,
-        "encoder_last_hidden_state": outputs.encoder_last_hidden_state,
-        "encoder_hidden_states": outputs.encoder_hidden_states,
-        "encoder_attentions": outputs.encoder_attentions,
-    }
-
-
 class FlaxBigBirdPegasusForConditionalGenerationModule(nn.Module):
     """BigBirdPegasus with the language-modelling head, for summarisation."""
 
@@ -1190,57 +964,11 @@ class FlaxBigBirdPegasusForConditionalGenerationModule(nn.Module):
             "final_logits_bias", nn.initializers.zeros, (1, config.vocab_size)
         )
         if not config.tie_word_embeddings:
-            self.lm_head = nn.Dense(
-                config.vocab_size,
-                use_bias=False,
-                kernel_init=normal_init(config.init_std),
-                dtype=self.dtype,
-            )
+            self.lm_head = dense(config.vocab_size, config, self.dtype, use_bias=False)
 
-    def __call__(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        decoder_input_ids=None,
-        decoder_attention_mask=None,
-        head_mask=None,
-        decoder_head_mask=None,
-        cross_attn_head_mask=None,
-        encoder_outputs=None,
-        inputs_embeds=None,
-        decoder_inputs_embeds=None,
-        init_cache: bool = False,
-        past_length: int | jax.Array = 0,
-        cache_length: int | None = None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-        attention_type: str | None = None,
-        block_sparse_indices: BlockSparseIndices | None = None,
-    ):
-        outputs = self.model(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                decoder_attention_mask=decoder_attention_mask,
-                head_mask=head_mask,
-                decoder_head_mask=decoder_head_mask,
-                cross_attn_head_mask=cross_attn_head_mask,
-                encoder_outputs=encoder_outputs,
-                inputs_embeds=inputs_embeds,
-                decoder_inputs_embeds=decoder_inputs_embeds,
-                init_cache=init_cache,
-                past_length=past_length,
-                cache_length=cache_length,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-                attention_type=attention_type,
-                block_sparse_indices=block_sparse_indices,
-            )
-        )
+    def __call__(self, return_dict: bool = True, **base_inputs):
+        """`base_inputs`: the inputs of `FlaxBigBirdPegasusModule`."""
+        outputs = self.model(**base_inputs)
         hidden_states = outputs.last_hidden_state  # [B, T, H]
         if self.config.tie_word_embeddings:
             # The LM head shares the word-embedding matrix [V, H].
@@ -1249,8 +977,7 @@ class FlaxBigBirdPegasusForConditionalGenerationModule(nn.Module):
         else:
             lm_logits = self.lm_head(hidden_states)
         lm_logits = lm_logits + self.final_logits_bias.astype(self.dtype)  # [B, T, V]
-        output = Seq2SeqLMOutput(logits=lm_logits, **_seq2seq_fields(outputs))
-        return finish_output(output, return_dict)
+        return head_output(Seq2SeqLMOutput, outputs, return_dict, logits=lm_logits)
 
 
 class FlaxBigBirdPegasusForConditionalGeneration(
@@ -1260,7 +987,7 @@ class FlaxBigBirdPegasusForConditionalGeneration(
 
     module_class = FlaxBigBirdPegasusForConditionalGenerationModule
     # The LM head shares the word-embedding matrix (when `tie_word_embeddings`, the default).
-    tied_weights = ("lm_head.weight",)
+    tied_weights = (("lm_head.weight", "model.shared.weight"),)
 
     def __init__(self, config: BigBirdPegasusConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
@@ -1290,52 +1017,22 @@ class FlaxBigBirdPegasusForSequenceClassificationModule(nn.Module):
     def __call__(
         self,
         input_ids=None,
-        attention_mask=None,
-        decoder_input_ids=None,
-        decoder_attention_mask=None,
-        head_mask=None,
-        decoder_head_mask=None,
-        cross_attn_head_mask=None,
-        encoder_outputs=None,
-        inputs_embeds=None,
-        decoder_inputs_embeds=None,
         deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
         return_dict: bool = True,
-        attention_type: str | None = None,
-        block_sparse_indices: BlockSparseIndices | None = None,
+        **base_inputs,
     ):
+        """`base_inputs`: the other inputs of `FlaxBigBirdPegasusModule`."""
         if input_ids is None:
             # The end-of-sequence positions are read from input_ids.
             raise NotImplementedError(
                 "FlaxBigBirdPegasusForSequenceClassification needs input_ids (inputs_embeds "
                 "alone are not supported)"
             )
-        outputs = self.model(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                decoder_attention_mask=decoder_attention_mask,
-                head_mask=head_mask,
-                decoder_head_mask=decoder_head_mask,
-                cross_attn_head_mask=cross_attn_head_mask,
-                encoder_outputs=encoder_outputs,
-                inputs_embeds=inputs_embeds,
-                decoder_inputs_embeds=decoder_inputs_embeds,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-                attention_type=attention_type,
-                block_sparse_indices=block_sparse_indices,
-            )
-        )
+        outputs = self.model(input_ids, deterministic=deterministic, **base_inputs)
         hidden_states = outputs.last_hidden_state  # [B, T, H]
         sentence_representation = self._last_eos_states(input_ids, hidden_states)  # [B, H]
         logits = self.classification_head(sentence_representation, deterministic)
-        output = Seq2SeqSequenceClassifierOutput(logits=logits, **_seq2seq_fields(outputs))
-        return finish_output(output, return_dict)
+        return head_output(Seq2SeqSequenceClassifierOutput, outputs, return_dict, logits=logits)
 
     def _last_eos_states(self, input_ids: jax.Array, hidden_states: jax.Array) -> jax.Array:
         """The decoder state at the last `eos_token_id` of each row of `input_ids`; every row
@@ -1383,54 +1080,20 @@ class FlaxBigBirdPegasusForQuestionAnsweringModule(nn.Module):
     def setup(self) -> None:
         config = self.config
         self.model = FlaxBigBirdPegasusModule(config, self.dtype, self.gradient_checkpointing)
-        self.qa_outputs = nn.Dense(2, kernel_init=normal_init(config.init_std), dtype=self.dtype)
+        self.qa_outputs = dense(2, config, self.dtype)
 
-    def __call__(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        decoder_input_ids=None,
-        decoder_attention_mask=None,
-        head_mask=None,
-        decoder_head_mask=None,
-        cross_attn_head_mask=None,
-        encoder_outputs=None,
-        inputs_embeds=None,
-        decoder_inputs_embeds=None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-        attention_type: str | None = None,
-        block_sparse_indices: BlockSparseIndices | None = None,
-    ):
-        outputs = self.model(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                decoder_attention_mask=decoder_attention_mask,
-                head_mask=head_mask,
-                decoder_head_mask=decoder_head_mask,
-                cross_attn_head_mask=cross_attn_head_mask,
-                encoder_outputs=encoder_outputs,
-                inputs_embeds=inputs_embeds,
-                decoder_inputs_embeds=decoder_inputs_embeds,
-                deterministic=deterministic,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-                attention_type=attention_type,
-                block_sparse_indices=block_sparse_indices,
-            )
-        )
+    def __call__(self, return_dict: bool = True, **base_inputs):
+        """`base_inputs`: the inputs of `FlaxBigBirdPegasusModule`."""
+        outputs = self.model(**base_inputs)
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, T, 2]
         start_logits, end_logits = logits[..., 0], logits[..., 1]  # [B, T] each
-        output = Seq2SeqQuestionAnsweringModelOutput(
+        return head_output(
+            Seq2SeqQuestionAnsweringModelOutput,
+            outputs,
+            return_dict,
             start_logits=start_logits,
             end_logits=end_logits,
-            **_seq2seq_fields(outputs),
         )
-        return finish_output(output, return_dict)
 
 
 class FlaxBigBirdPegasusForQuestionAnswering(FlaxBigBirdPegasusPreTrainedModel):
@@ -1470,46 +1133,11 @@ class FlaxBigBirdPegasusForCausalLMModule(nn.Module):
             config, self.dtype, self.gradient_checkpointing
         )
         if not config.tie_word_embeddings:
-            self.lm_head = nn.Dense(
-                config.vocab_size,
-                use_bias=False,
-                kernel_init=normal_init(config.init_std),
-                dtype=self.dtype,
-            )
+            self.lm_head = dense(config.vocab_size, config, self.dtype, use_bias=False)
 
-    def __call__(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        encoder_hidden_states=None,
-        encoder_attention_mask=None,
-        head_mask=None,
-        cross_attn_head_mask=None,
-        inputs_embeds=None,
-        init_cache: bool = False,
-        past_length: int | jax.Array = 0,
-        cache_length: int | None = None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-    ):
-        outputs = self.model.decoder(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask,
-            head_mask=head_mask,
-            cross_attn_head_mask=cross_attn_head_mask,
-            inputs_embeds=inputs_embeds,
-            init_cache=init_cache,
-            past_length=past_length,
-            cache_length=cache_length,
-            deterministic=deterministic,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+    def __call__(self, return_dict: bool = True, **base_inputs):
+        """`base_inputs`: the inputs of `FlaxBigBirdPegasusDecoder`."""
+        outputs = self.model.decoder(**base_inputs)
         hidden_states = outputs.last_hidden_state  # [B, T, H]
         if self.config.tie_word_embeddings:
             table = self.model.variables["params"]["decoder"]["embed_tokens"]["embedding"]
@@ -1518,13 +1146,7 @@ class FlaxBigBirdPegasusForCausalLMModule(nn.Module):
             logits = self.lm_head(hidden_states)
         # As the reference: labels are compared position by position with the logits (not
         # shifted), so a training loop passes the next tokens to `masked_lm_loss`.
-        output = CausalLMOutputWithCrossAttentions(
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            cross_attentions=outputs.cross_attentions,
-        )
-        return finish_output(output, return_dict)
+        return head_output(CausalLMOutputWithCrossAttentions, outputs, return_dict, logits=logits)
 
 
 class FlaxBigBirdPegasusForCausalLM(FlaxGenerationMixin, FlaxBigBirdPegasusPreTrainedModel):
@@ -1534,7 +1156,7 @@ class FlaxBigBirdPegasusForCausalLM(FlaxGenerationMixin, FlaxBigBirdPegasusPreTr
     not shifted (as the reference): `labels[:, t]` is the target of position t."""
 
     module_class = FlaxBigBirdPegasusForCausalLMModule
-    tied_weights = ("lm_head.weight",)
+    tied_weights = (("lm_head.weight", "model.decoder.embed_tokens.weight"),)
     has_encoder = False
 
     def __init__(self, config: BigBirdPegasusConfig, *args: Any, **kwargs: Any) -> None:
@@ -1572,23 +1194,24 @@ class FlaxBigBirdPegasusForCausalLM(FlaxGenerationMixin, FlaxBigBirdPegasusPreTr
     ):
         """Run the decoder: `past_key_values` (from `init_cache`) makes the call a decoding
         step; its `attention_mask`, if given, covers the whole cache `[B, max_length]`."""
-        optional = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "encoder_hidden_states": encoder_hidden_states,
-            "encoder_attention_mask": encoder_attention_mask,
-            "head_mask": head_mask,
-            "cross_attn_head_mask": cross_attn_head_mask,
-            "inputs_embeds": inputs_embeds,
-        }
-        return self._run(
-            self._given(optional),
-            params,
-            dropout_rng,
-            train,
-            output_attentions,
-            output_hidden_states,
-            return_dict,
-            past_key_values,
-            None,
+        inputs = self.given_inputs(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            head_mask=head_mask,
+            cross_attn_head_mask=cross_attn_head_mask,
+            inputs_embeds=inputs_embeds,
+        )
+        new = inputs.get("input_ids", inputs.get("inputs_embeds"))
+        return self.apply_module(
+            inputs,
+            params=params,
+            dropout_rng=dropout_rng,
+            train=train,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=return_dict,
+            past_key_values=past_key_values,
+            step_length=0 if new is None else new.shape[1],
         )

@@ -32,7 +32,12 @@ from aviary.conversion.formats import read_model_weights
 from aviary.core import checks
 from aviary.core.configs import PretrainedConfig
 from aviary.core.naming import flax_to_canonical
-from aviary.core.outputs import ModelOutput, output_class
+from aviary.core.outputs import (
+    ModelOutput,
+    output_class,
+    resolve_output_flags,
+    resolve_return_dict,
+)
 
 # -- activations ---------------------------------------------------------------------------------
 
@@ -194,6 +199,105 @@ def embedding_init(std: float, padding_idx: int | None):
     return init
 
 
+# -- layers ------------------------------------------------------------------------------------
+
+
+def dense(features: int, config: PretrainedConfig, dtype: Any, use_bias: bool = True) -> nn.Dense:
+    """A projection initialised as the reference: normal(`initializer_range`) kernel, zero bias."""
+    return nn.Dense(
+        features,
+        use_bias=use_bias,
+        kernel_init=normal_init(config.initializer_range),
+        dtype=dtype,
+    )
+
+
+def embed(
+    num_embeddings: int,
+    features: int,
+    config: PretrainedConfig,
+    dtype: Any,
+    padding_idx: int | None = None,
+) -> nn.Embed:
+    """An embedding table initialised normal(`initializer_range`), the padding row zero."""
+    return nn.Embed(
+        num_embeddings,
+        features,
+        embedding_init=embedding_init(config.initializer_range, padding_idx),
+        dtype=dtype,
+    )
+
+
+def layer_norm(config: PretrainedConfig, dtype: Any) -> nn.LayerNorm:
+    """A LayerNorm with the config's `layer_norm_eps`."""
+    return nn.LayerNorm(epsilon=config.layer_norm_eps, dtype=dtype)
+
+
+def classifier_dropout(config: PretrainedConfig) -> nn.Dropout:
+    """Dropout before a classifier: `classifier_dropout`, or `hidden_dropout_prob` when unset."""
+    rate = config.classifier_dropout
+    return nn.Dropout(rate=config.hidden_dropout_prob if rate is None else rate)
+
+
+# -- decoding: a preallocated key/value cache -------------------------------------------------------
+
+
+class KeyValueCacheMixin(nn.Module):
+    """What a decoder self-attention needs to decode with a preallocated cache (`init_cache`)."""
+
+    @nn.compact  # the cache variables are created on first use, not in setup
+    def concatenate_to_cache(
+        self, key: jax.Array, value: jax.Array
+    ) -> tuple[jax.Array, jax.Array, int | jax.Array]:
+        """Write this step's keys and values into the preallocated cache at `cache_index`.
+
+        Returns the whole cache `[B, N, max_length, D]` and the index the step was written at.
+        The positions not written yet hold zeros; the causal mask hides them.
+        """
+        is_initialized = self.has_variable("cache", "cached_key")
+        cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
+        cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
+        cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, dtype=jnp.int32))
+        if not is_initialized:  # `init_cache`: only the shapes (of a max_length input) matter
+            return key, value, 0
+        past_length = cache_index.value
+        step_length = key.shape[2]
+        start = (0, 0, past_length, 0)
+        key = jax.lax.dynamic_update_slice(
+            cached_key.value, key.astype(cached_key.value.dtype), start
+        )
+        value = jax.lax.dynamic_update_slice(
+            cached_value.value, value.astype(cached_value.value.dtype), start
+        )
+        cached_key.value = key
+        cached_value.value = value
+        cache_index.value = past_length + step_length
+        return key, value, past_length
+
+    def uses_cache(self, init_cache: bool) -> bool:
+        """Whether this call decodes with the cache (or builds it, under `init_cache`)."""
+        return self.has_variable("cache", "cached_key") or init_cache
+
+
+def cache_positions(cache: dict) -> tuple[int | jax.Array, int]:
+    """(tokens already cached, cache length) of a cache made by `init_cache`."""
+    flat = traverse_util.flatten_dict(dict(cache))
+    indices = [v for path, v in flat.items() if path[-1] == "cache_index"]
+    keys = [v for path, v in flat.items() if path[-1] == "cached_key"]
+    if not indices or not keys:
+        raise ValueError("past_key_values is not a cache made by init_cache")
+    return indices[0], int(keys[0].shape[2])
+
+
+def check_cache_room(past_length: int | jax.Array, length: int, cache_length: int) -> None:
+    """Raise a clear error when `length` new tokens do not fit behind the cached ones."""
+    if is_concrete(past_length) and int(past_length) + length > cache_length:
+        raise ValueError(
+            f"{length} new tokens after {int(past_length)} cached ones do not fit in the "
+            f"cache of length {cache_length} (see init_cache)"
+        )
+
+
 # -- the base class ------------------------------------------------------------------------------
 
 
@@ -214,15 +318,16 @@ def canonical_names(paths) -> dict[str, tuple[tuple[str, ...], bool]]:
 class FlaxPreTrainedModel:
     """Base of every aviary Flax model: holds `config`, the linen `module` and its `params`.
 
-    Subclasses set `config_class`, `base_model_prefix`, `module_class` and, where the LM decoder
-    is tied to the word embeddings, `tied_weights` (canonical names the model computes from
-    another parameter and therefore does not store).
+    Subclasses set `config_class`, `base_model_prefix`, `module_class` and `tied_weights` (pairs
+    of canonical `(tied parameter, source parameter)` names, tied when
+    `config.tie_word_embeddings`). A tied parameter is not a Flax parameter: the module computes
+    with its source (the LM decoder with the word-embedding table), and checkpoints do not store it.
     """
 
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
     base_model_prefix: ClassVar[str] = ""
     module_class: ClassVar[type[nn.Module]]
-    tied_weights: ClassVar[tuple[str, ...]] = ()
+    tied_weights: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(
         self,
@@ -260,7 +365,42 @@ class FlaxPreTrainedModel:
         self, rng: jax.Array, input_shape: tuple[int, ...], params: dict | None = None
     ) -> dict:
         """Random parameters from the config's initializer; entries of `params` are kept."""
-        raise NotImplementedError
+        params_rng, dropout_rng = jax.random.split(rng)
+        random_params = self.module.init(
+            {"params": params_rng, "dropout": dropout_rng}, **self._dummy_inputs(input_shape)
+        )["params"]
+        if params is None:
+            return random_params
+        flat = traverse_util.flatten_dict(dict(random_params))
+        given = traverse_util.flatten_dict(dict(params))
+        flat.update({path: value for path, value in given.items() if path in flat})
+        return traverse_util.unflatten_dict(flat)
+
+    def _dummy_inputs(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
+        """The inputs that build the parameters (and, at `(batch, max_length)`, the cache)."""
+        input_ids = jnp.zeros(input_shape, dtype="i4")
+        inputs = {"input_ids": input_ids, "attention_mask": jnp.ones_like(input_ids)}
+        if getattr(self.config, "add_cross_attention", False):
+            batch = input_shape[0]
+            inputs["encoder_hidden_states"] = jnp.zeros((batch, 1, self.config.hidden_size))
+            inputs["encoder_attention_mask"] = jnp.ones((batch, 1), dtype="i4")
+        return inputs
+
+    def _cache_inputs(self, batch_size: int, max_length: int) -> dict[str, Any]:
+        """The inputs whose `init_cache=True` call builds a cache of `max_length` tokens."""
+        if not getattr(self.config, "is_decoder", False):
+            raise ValueError("init_cache needs a decoder: build the config with is_decoder=True")
+        return self._dummy_inputs((batch_size, max_length))
+
+    def init_cache(self, batch_size: int, max_length: int) -> dict:
+        """An empty key/value cache for decoding up to `max_length` tokens."""
+
+        def init():
+            inputs = self._cache_inputs(batch_size, max_length)
+            return self.module.init(jax.random.PRNGKey(0), **inputs, init_cache=True)["cache"]
+
+        shapes = jax.eval_shape(init)
+        return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
     def _random_params(self) -> dict:
         # One compiled initialisation is much faster than running it op by op.
@@ -372,7 +512,70 @@ class FlaxPreTrainedModel:
 
     def _tied_names(self) -> set[str]:
         tie = getattr(self.config, "tie_word_embeddings", True)
-        return set(self.tied_weights) if tie else set()
+        return {tied for tied, _ in self.tied_weights} if tie else set()
+
+    # -- calls ----------------------------------------------------------------------------------
+    @staticmethod
+    def given_inputs(**inputs: Any) -> dict[str, Any]:
+        """The inputs of a call that are not None (so that a head module that does not take one
+        raises a TypeError naming it), ids as arrays."""
+        return {
+            name: jnp.asarray(value) if name.endswith("_ids") else value
+            for name, value in inputs.items()
+            if value is not None
+        }
+
+    def apply_module(
+        self,
+        inputs: dict[str, Any],
+        *,
+        params: dict | None,
+        dropout_rng: jax.Array | None,
+        train: bool,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
+        return_dict: bool | None,
+        past_key_values: dict | None = None,
+        step_length: int = 0,
+        method: Any = None,
+    ) -> ModelOutput | tuple:
+        """Apply the module to `inputs` with the call's flags (defaults from the config).
+
+        `train=True` applies dropout with `dropout_rng`. With `past_key_values` (from
+        `init_cache`, or a previous call's output) the call is a decoding step of `step_length`
+        new tokens: the module writes them into the cache and the output carries the updated
+        cache as `past_key_values`.
+        """
+        output_attentions, output_hidden_states = resolve_output_flags(
+            self.config, output_attentions, output_hidden_states
+        )
+        inputs = {
+            **inputs,
+            "deterministic": not train,
+            "output_attentions": output_attentions,
+            "output_hidden_states": output_hidden_states,
+        }
+        variables = {"params": self.params if params is None else params}
+        rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
+        return_dict = resolve_return_dict(self.config, return_dict)
+        if past_key_values is None:
+            output = self.module.apply(variables, **inputs, rngs=rngs, method=method)
+            return finish_output(output, return_dict)
+
+        past_length, cache_length = cache_positions(past_key_values)
+        check_cache_room(past_length, step_length, cache_length)
+        variables["cache"] = past_key_values
+        output, mutated = self.module.apply(
+            variables,
+            **inputs,
+            past_length=past_length,
+            cache_length=cache_length,
+            rngs=rngs,
+            mutable=["cache"],
+            method=method,
+        )
+        output = output.replace(past_key_values=mutated["cache"])
+        return finish_output(output, return_dict)
 
     @classmethod
     def from_pretrained(
@@ -450,8 +653,9 @@ def _cast_floating(params: dict, dtype: Any) -> dict:
 IGNORE_INDEX = -100
 
 
-def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Mean cross-entropy over the last axis; labels of -100 are ignored (NaN if all are)."""
+def classification_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean cross-entropy over the last axis (next-sentence prediction, multiple choice); labels
+    of -100 are ignored (NaN if all are)."""
     logits = logits.reshape(-1, logits.shape[-1]).astype(jnp.float32)
     labels = labels.reshape(-1)
     keep = labels != IGNORE_INDEX
@@ -463,7 +667,7 @@ def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def masked_lm_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Cross-entropy over the vocabulary; labels of -100 are ignored."""
     checks.check_same_shape("labels", labels.shape, logits.shape[:-1], "the input ids")
-    return cross_entropy_loss(logits, labels)
+    return classification_loss(logits, labels)
 
 
 def causal_lm_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -485,7 +689,7 @@ def sequence_classification_loss(
             return jnp.mean((logits.squeeze(-1) - labels.squeeze(-1).astype(jnp.float32)) ** 2)
         return jnp.mean((logits - labels.astype(jnp.float32)) ** 2)
     if problem_type == "single_label_classification":
-        return cross_entropy_loss(logits, labels.astype(jnp.int32))
+        return classification_loss(logits, labels.astype(jnp.int32))
     checks.check_same_shape("labels", labels.shape, logits.shape, "the logits")
     targets = labels.astype(jnp.float32)
     # log(1 + exp(-|x|)) keeps the binary cross-entropy finite for large logits
@@ -510,6 +714,9 @@ def span_loss(
 
     def one_side(logits: jax.Array, positions: jax.Array) -> jax.Array:
         positions = jnp.clip(positions.reshape(-1), 0, length)
-        return cross_entropy_loss(logits, jnp.where(positions == length, IGNORE_INDEX, positions))
+        return classification_loss(logits, jnp.where(positions == length, IGNORE_INDEX, positions))
 
     return (one_side(start_logits, start_positions) + one_side(end_logits, end_positions)) / 2
+
+
+cross_entropy_loss = classification_loss  # the earlier name

@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from aviary.core import checks
 from aviary.core.configs import BertConfig
-from aviary.core.outputs import output_class
+from aviary.core.outputs import output_class, resolve_output_flags
 from aviary.pt.modeling_utils import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
@@ -32,9 +32,9 @@ from aviary.pt.modeling_utils import (
     TokenClassifierOutput,
     causal_lm_loss,
     check_ids,
+    classification_loss,
     expand_head_mask,
     extended_attention_mask,
-    finish_output,
     get_activation,
     masked_lm_loss,
     sequence_classification_loss,
@@ -46,7 +46,8 @@ BertForPreTrainingOutput = output_class("BertForPreTrainingOutput")
 
 
 class BertEmbeddings(nn.Module):
-    """Word + token-type (+ absolute position) embeddings, then LayerNorm and dropout."""
+    """Word (times sqrt(H) with BigBird's `rescale_embeddings`) + token-type (+ absolute position)
+    embeddings, then LayerNorm and dropout."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -57,7 +58,9 @@ class BertEmbeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.position_embedding_type = config.position_embedding_type
+        self.position_embedding_type = getattr(config, "position_embedding_type", "absolute")
+        self.rescale_embeddings = getattr(config, "rescale_embeddings", False)
+        self.hidden_size = config.hidden_size
         self.max_position_embeddings = config.max_position_embeddings
         self.register_buffer(
             "position_ids", torch.arange(config.max_position_embeddings)[None], persistent=False
@@ -85,9 +88,15 @@ class BertEmbeddings(nn.Module):
         if inputs_embeds is None:
             check_ids("input_ids", input_ids, self.word_embeddings.num_embeddings)
             inputs_embeds = self.word_embeddings(input_ids)
+        if self.rescale_embeddings:
+            inputs_embeds = inputs_embeds * math.sqrt(self.hidden_size)
         embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
         if self.position_embedding_type == "absolute":
             embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.normalize(embeddings)
+
+    def normalize(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """LayerNorm, then dropout (BigBird swaps the two)."""
         return self.dropout(self.LayerNorm(embeddings))
 
 
@@ -95,28 +104,41 @@ class BertSelfAttention(nn.Module):
     """Multi-head scaled dot-product attention, with optional relative position terms and a
     key/value cache for decoding."""
 
-    def __init__(self, config: BertConfig, position_embedding_type: str | None = None) -> None:
+    def __init__(
+        self,
+        config: BertConfig,
+        position_embedding_type: str | None = None,
+        layer_index: int = 0,
+    ) -> None:
         super().__init__()
         self.num_attention_heads = config.num_attention_heads
         self.attention_head_size = config.hidden_size // config.num_attention_heads
         self.all_head_size = self.num_attention_heads * self.attention_head_size
-        self.query = nn.Linear(config.hidden_size, self.all_head_size)
-        self.key = nn.Linear(config.hidden_size, self.all_head_size)
-        self.value = nn.Linear(config.hidden_size, self.all_head_size)
+        bias = getattr(config, "use_bias", True)  # BigBird's configs can drop the biases
+        self.query = nn.Linear(config.hidden_size, self.all_head_size, bias=bias)
+        self.key = nn.Linear(config.hidden_size, self.all_head_size, bias=bias)
+        self.value = nn.Linear(config.hidden_size, self.all_head_size, bias=bias)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
-        self.position_embedding_type = position_embedding_type or config.position_embedding_type
+        self.position_embedding_type = position_embedding_type or getattr(
+            config, "position_embedding_type", "absolute"
+        )
         if self.position_embedding_type in ("relative_key", "relative_key_query"):
             self.max_position_embeddings = config.max_position_embeddings
             self.distance_embedding = nn.Embedding(
                 2 * config.max_position_embeddings - 1, self.attention_head_size
             )
         self.is_decoder = config.is_decoder
+        self.layer_index = layer_index
         self.attn_implementation = "sdpa"
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
         x = x.view(batch, length, self.num_attention_heads, self.attention_head_size)
         return x.transpose(1, 2)  # [B, N, L, D]
+
+    def merge_heads(self, context: torch.Tensor) -> torch.Tensor:
+        batch, _, length, _ = context.shape
+        return context.transpose(1, 2).reshape(batch, length, self.all_head_size)  # [B, L, H]
 
     def relative_position_scores(
         self, query: torch.Tensor, key: torch.Tensor, past_length: int
@@ -187,9 +209,7 @@ class BertSelfAttention(nn.Module):
             if head_mask is not None:
                 probs = probs * head_mask
             context = torch.matmul(probs, value)  # [B, N, Q, D]
-        batch, _, length, _ = context.shape
-        context = context.transpose(1, 2).reshape(batch, length, self.all_head_size)
-        return context, (probs if output_attentions else None), present
+        return self.merge_heads(context), (probs if output_attentions else None), present
 
 
 class BertSelfOutput(nn.Module):
@@ -208,9 +228,17 @@ class BertSelfOutput(nn.Module):
 class BertAttention(nn.Module):
     """Self- or cross-attention followed by its output block."""
 
-    def __init__(self, config: BertConfig, position_embedding_type: str | None = None) -> None:
+    # The attention kernel; BigBird swaps in its block-sparse dispatch.
+    self_attention_class = BertSelfAttention
+
+    def __init__(
+        self,
+        config: BertConfig,
+        position_embedding_type: str | None = None,
+        layer_index: int = 0,
+    ) -> None:
         super().__init__()
-        self.self = BertSelfAttention(config, position_embedding_type)
+        self.self = self.self_attention_class(config, position_embedding_type, layer_index)
         self.output = BertSelfOutput(config)
 
     def forward(
@@ -221,7 +249,9 @@ class BertAttention(nn.Module):
         encoder_hidden_states: torch.Tensor | None = None,
         past_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
         output_attentions: bool = False,
+        **attention_inputs,
     ):
+        # attention_inputs: what a swapped-in self-attention needs too (BigBird's block_sparse).
         context, probs, present = self.self(
             hidden_states,
             attention_mask,
@@ -229,6 +259,7 @@ class BertAttention(nn.Module):
             encoder_hidden_states,
             past_key_value,
             output_attentions,
+            **attention_inputs,
         )
         return self.output(context, hidden_states), probs, present
 
@@ -261,15 +292,19 @@ class BertOutput(nn.Module):
 class BertLayer(nn.Module):
     """Self-attention, optional cross-attention (decoders), feed-forward."""
 
-    def __init__(self, config: BertConfig) -> None:
+    attention_class = BertAttention
+
+    def __init__(self, config: BertConfig, layer_index: int = 0) -> None:
         super().__init__()
-        self.attention = BertAttention(config)
+        self.attention = self.attention_class(config, layer_index=layer_index)
         self.is_decoder = config.is_decoder
         self.add_cross_attention = config.add_cross_attention
         if self.add_cross_attention:
             if not self.is_decoder:
                 raise ValueError("add_cross_attention=True needs is_decoder=True")
-            self.crossattention = BertAttention(config, position_embedding_type="absolute")
+            self.crossattention = self.attention_class(
+                config, position_embedding_type="absolute", layer_index=layer_index
+            )
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
@@ -282,11 +317,18 @@ class BertLayer(nn.Module):
         encoder_attention_mask: torch.Tensor | None = None,
         past_key_value: tuple[torch.Tensor, ...] | None = None,
         output_attentions: bool = False,
+        **attention_inputs,
     ):
         # A decoder layer's cache holds (self key, self value[, cross key, cross value]).
         self_past = past_key_value[:2] if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
-            hidden_states, attention_mask, head_mask, None, self_past, output_attentions
+            hidden_states,
+            attention_mask,
+            head_mask,
+            None,
+            self_past,
+            output_attentions,
+            **attention_inputs,
         )
         cross_probs = None
         if self.is_decoder and encoder_hidden_states is not None:
@@ -312,10 +354,14 @@ class BertLayer(nn.Module):
 class BertEncoder(nn.Module):
     """The stack of layers; collects hidden states, attentions and the cache."""
 
+    layer_class = BertLayer
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.config = config
-        self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
+        self.layer = nn.ModuleList(
+            [self.layer_class(config, layer_index=i) for i in range(config.num_hidden_layers)]
+        )
         self.gradient_checkpointing = False
 
     def forward(
@@ -329,6 +375,7 @@ class BertEncoder(nn.Module):
         use_cache: bool,
         output_attentions: bool,
         output_hidden_states: bool,
+        **attention_inputs,
     ):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -348,9 +395,9 @@ class BertEncoder(nn.Module):
                 output_attentions,
             )
             if self.gradient_checkpointing and self.training:
-                outputs = checkpoint(layer, *args, use_reentrant=False)
+                outputs = checkpoint(layer, *args, use_reentrant=False, **attention_inputs)
             else:
-                outputs = layer(*args)
+                outputs = layer(*args, **attention_inputs)
             hidden_states, self_probs, cross_probs, present = outputs
             if use_cache:
                 presents = (*presents, present)
@@ -431,10 +478,16 @@ class BertPreTrainingHeads(nn.Module):
 
 
 class BertPreTrainedModel(PreTrainedModel):
-    """Base of the BERT classes: config class, checkpoint prefix, tied LM decoder."""
+    """Base of the BERT classes: config class, checkpoint prefix, the backbone of the heads.
+
+    Every head builds `base_model_class` (`BertModel`) as `self.bert`; heads that do not read the
+    pooled output build it without the pooler, unless `pooler_in_every_head` (BigBird's
+    checkpoints store the pooler with every head).
+    """
 
     config_class = BertConfig
     base_model_prefix = "bert"
+    pooler_in_every_head = False
 
 
 # The LM decoder shares the word-embedding matrix (when `tie_word_embeddings`, the default).
@@ -445,6 +498,11 @@ class BertModel(BertPreTrainedModel):
     """The bare BERT encoder (or decoder, with `is_decoder`), returning hidden states and the
     pooled first token."""
 
+    # The modules of the model; BigBird swaps in its own.
+    embeddings_class = BertEmbeddings
+    encoder_class = BertEncoder
+    pooler_class = BertPooler
+
     def __init__(
         self,
         config: BertConfig,
@@ -452,9 +510,9 @@ class BertModel(BertPreTrainedModel):
         attn_implementation: str | None = None,
     ) -> None:
         super().__init__(config, attn_implementation)
-        self.embeddings = BertEmbeddings(config)
-        self.encoder = BertEncoder(config)
-        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.embeddings = self.embeddings_class(config)
+        self.encoder = self.encoder_class(config)
+        self.pooler = self.pooler_class(config) if add_pooling_layer else None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -477,13 +535,9 @@ class BertModel(BertPreTrainedModel):
         return_dict: bool | None = None,
     ):
         config = self.config
-        output_attentions = (
-            config.output_attentions if output_attentions is None else output_attentions
+        output_attentions, output_hidden_states = resolve_output_flags(
+            config, output_attentions, output_hidden_states
         )
-        output_hidden_states = (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return_dict = config.use_return_dict if return_dict is None else return_dict
         use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
         if self.encoder.gradient_checkpointing and self.training:
             use_cache = False  # the cache would hold activations checkpointing means to drop
@@ -498,7 +552,6 @@ class BertModel(BertPreTrainedModel):
             batch, length = inputs_embeds.shape[:2]
             device = inputs_embeds.device
         past_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
-
         if token_type_ids is None:
             token_type_ids = torch.zeros(batch, length, dtype=torch.long, device=device)
         else:
@@ -509,15 +562,59 @@ class BertModel(BertPreTrainedModel):
             checks.check_same_shape(
                 "position_ids", position_ids.shape[-1:], (length,), "the input length"
             )
-        embedding_output = self.embeddings(
-            input_ids, token_type_ids, position_ids, inputs_embeds, past_length
-        )
-        dtype = embedding_output.dtype
-
         if attention_mask is not None:
             checks.check_attention_mask_shape(
                 attention_mask.shape, batch, length, past_length + length, "attention_mask"
             )
+
+        embedding_output = self.embeddings(
+            input_ids, token_type_ids, position_ids, inputs_embeds, past_length
+        )
+        head_masks = expand_head_mask(
+            head_mask, config.num_hidden_layers, config.num_attention_heads, embedding_output.dtype
+        )
+        sequence_output, presents, hidden_states, attentions, cross_attentions = self.encode(
+            embedding_output,
+            attention_mask,
+            head_masks,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            past_key_values,
+            use_cache,
+            output_attentions,
+            output_hidden_states,
+        )
+        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
+        return self.head_output(
+            BaseModelOutputWithPoolingAndCrossAttentions,
+            None,
+            return_dict,
+            last_hidden_state=sequence_output,
+            pooler_output=pooled_output,
+            hidden_states=hidden_states,
+            past_key_values=presents,
+            attentions=attentions,
+            cross_attentions=cross_attentions,
+        )
+
+    def encode(
+        self,
+        embedding_output: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        head_masks: list[torch.Tensor | None],
+        encoder_hidden_states: torch.Tensor | None,
+        encoder_attention_mask: torch.Tensor | None,
+        past_key_values: tuple | None,
+        use_cache: bool,
+        output_attentions: bool,
+        output_hidden_states: bool,
+    ) -> tuple:
+        """The encoder stack over `embedding_output` `[B, L, H]` with full attention:
+        `(sequence_output, presents, hidden_states, attentions, cross_attentions)`."""
+        config = self.config
+        batch, length, _ = embedding_output.shape
+        dtype, device = embedding_output.dtype, embedding_output.device
+        past_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
         needs_mask = config.is_decoder or (
             attention_mask is not None
             and (torch.compiler.is_compiling() or not bool(torch.all(attention_mask == 1)))
@@ -543,11 +640,7 @@ class BertModel(BertPreTrainedModel):
             encoder_extended_mask = extended_attention_mask(
                 encoder_attention_mask, length, dtype, causal=False
             )
-        head_masks = expand_head_mask(
-            head_mask, config.num_hidden_layers, config.num_attention_heads, dtype
-        )
-
-        sequence_output, presents, hidden_states, attentions, cross_attentions = self.encoder(
+        return self.encoder(
             embedding_output,
             extended_mask,
             head_masks,
@@ -558,31 +651,20 @@ class BertModel(BertPreTrainedModel):
             output_attentions,
             output_hidden_states,
         )
-        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
-        output = BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=sequence_output,
-            pooler_output=pooled_output,
-            hidden_states=hidden_states,
-            past_key_values=presents,
-            attentions=attentions,
-            cross_attentions=cross_attentions,
-        )
-        return finish_output(output, return_dict)
 
 
-def _base_inputs(**kwargs):
-    """The arguments every head passes through to `BertModel`, always as an output object."""
-    return {**kwargs, "return_dict": True}
+BertPreTrainedModel.base_model_class = BertModel
 
 
 class BertForPreTraining(BertPreTrainedModel):
     """BERT with the masked-LM and next-sentence-prediction heads used in pretraining."""
 
     tied_weights = TIED_LM_DECODER
+    output_class = BertForPreTrainingOutput
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        self.bert = BertModel(config)
+        self.bert = self.base_model_class(config)
         self.cls = BertPreTrainingHeads(config)
         self.post_init()
 
@@ -600,18 +682,16 @@ class BertForPreTraining(BertPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         prediction_logits, seq_relationship_logits = self.cls(
             outputs.last_hidden_state, outputs.pooler_output
@@ -621,18 +701,16 @@ class BertForPreTraining(BertPreTrainedModel):
         if labels is not None:
             loss = masked_lm_loss(prediction_logits, labels)
         if next_sentence_label is not None:
-            nsp = torch.nn.functional.cross_entropy(
-                seq_relationship_logits.float(), next_sentence_label.reshape(-1)
-            )
+            nsp = classification_loss(seq_relationship_logits, next_sentence_label)
             loss = nsp if loss is None else loss + nsp
-        output = BertForPreTrainingOutput(
+        return self.head_output(
+            self.output_class,
+            outputs,
+            return_dict,
             loss=loss,
             prediction_logits=prediction_logits,
             seq_relationship_logits=seq_relationship_logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
         )
-        return finish_output(output, return_dict)
 
 
 class BertLMHeadModel(BertPreTrainedModel):
@@ -643,8 +721,8 @@ class BertLMHeadModel(BertPreTrainedModel):
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
         if not config.is_decoder:
-            raise ValueError("BertLMHeadModel needs a config with is_decoder=True")
-        self.bert = BertModel(config, add_pooling_layer=False)
+            raise ValueError(f"{type(self).__name__} needs a config with is_decoder=True")
+        self.bert = self.base_model_class(config, add_pooling_layer=self.pooler_in_every_head)
         self.cls = BertOnlyMLMHead(config)
         self.post_init()
 
@@ -665,36 +743,28 @@ class BertLMHeadModel(BertPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_mask=encoder_attention_mask,
-                past_key_values=past_key_values,
-                use_cache=use_cache,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            past_key_values,
+            use_cache,
+            output_attentions,
+            output_hidden_states,
+            return_dict=True,
         )
         logits = self.cls(outputs.last_hidden_state)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        output = CausalLMOutputWithCrossAttentions(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            cross_attentions=outputs.cross_attentions,
+        return self.head_output(
+            CausalLMOutputWithCrossAttentions, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)
 
 
 class BertForMaskedLM(BertPreTrainedModel):
@@ -704,7 +774,7 @@ class BertForMaskedLM(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.bert = self.base_model_class(config, add_pooling_layer=self.pooler_in_every_head)
         self.cls = BertOnlyMLMHead(config)
         self.post_init()
 
@@ -723,30 +793,22 @@ class BertForMaskedLM(BertPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_mask=encoder_attention_mask,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.cls(outputs.last_hidden_state)
         loss = masked_lm_loss(logits, labels) if labels is not None else None
-        output = MaskedLMOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return finish_output(output, return_dict)
+        return self.head_output(MaskedLMOutput, outputs, return_dict, loss=loss, logits=logits)
 
 
 class BertForNextSentencePrediction(BertPreTrainedModel):
@@ -754,7 +816,7 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        self.bert = BertModel(config)
+        self.bert = self.base_model_class(config)
         self.cls = BertOnlyNSPHead(config)
         self.post_init()
 
@@ -771,30 +833,22 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.cls(outputs.pooler_output)
-        loss = None
-        if labels is not None:
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels.reshape(-1))
-        output = NextSentencePredictorOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+        loss = classification_loss(logits, labels) if labels is not None else None
+        return self.head_output(
+            NextSentencePredictorOutput, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)
 
 
 class BertForSequenceClassification(BertPreTrainedModel):
@@ -803,7 +857,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config)
+        self.bert = self.base_model_class(config)
         dropout = config.classifier_dropout
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -822,32 +876,24 @@ class BertForSequenceClassification(BertPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output))
-        loss = (
-            sequence_classification_loss(logits, labels, self.config)
-            if labels is not None
-            else None
+        loss = None
+        if labels is not None:
+            loss = sequence_classification_loss(logits, labels, self.config)
+        return self.head_output(
+            SequenceClassifierOutput, outputs, return_dict, loss=loss, logits=logits
         )
-        output = SequenceClassifierOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return finish_output(output, return_dict)
 
 
 class BertForMultipleChoice(BertPreTrainedModel):
@@ -855,7 +901,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        self.bert = BertModel(config)
+        self.bert = self.base_model_class(config)
         dropout = config.classifier_dropout
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
         self.classifier = nn.Linear(config.hidden_size, 1)
@@ -874,7 +920,6 @@ class BertForMultipleChoice(BertPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if input_ids is not None:
             checks.check_rank("input_ids", input_ids.shape, (3,))
             num_choices = input_ids.shape[1]
@@ -886,28 +931,21 @@ class BertForMultipleChoice(BertPreTrainedModel):
             return None if x is None else x.reshape(-1, *x.shape[2:])
 
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=flat(input_ids),
-                attention_mask=flat(attention_mask),
-                token_type_ids=flat(token_type_ids),
-                position_ids=flat(position_ids),
-                head_mask=head_mask,
-                inputs_embeds=flat(inputs_embeds),
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            flat(input_ids),
+            flat(attention_mask),
+            flat(token_type_ids),
+            flat(position_ids),
+            head_mask,
+            flat(inputs_embeds),
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, num_choices)
-        loss = None
-        if labels is not None:
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels.reshape(-1))
-        output = MultipleChoiceModelOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+        loss = classification_loss(logits, labels) if labels is not None else None
+        return self.head_output(
+            MultipleChoiceModelOutput, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)
 
 
 class BertForTokenClassification(BertPreTrainedModel):
@@ -916,7 +954,7 @@ class BertForTokenClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.bert = self.base_model_class(config, add_pooling_layer=self.pooler_in_every_head)
         dropout = config.classifier_dropout
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -935,28 +973,22 @@ class BertForTokenClassification(BertPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = token_classification_loss(logits, labels) if labels is not None else None
-        output = TokenClassifierOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+        return self.head_output(
+            TokenClassifierOutput, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)
 
 
 class BertForQuestionAnswering(BertPreTrainedModel):
@@ -964,7 +996,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.bert = self.base_model_class(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.post_init()
 
@@ -982,29 +1014,27 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, L, 2]
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
         if start_positions is not None and end_positions is not None:
             loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        output = QuestionAnsweringModelOutput(
+        return self.head_output(
+            QuestionAnsweringModelOutput,
+            outputs,
+            return_dict,
             loss=loss,
             start_logits=start_logits,
             end_logits=end_logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
         )
-        return finish_output(output, return_dict)

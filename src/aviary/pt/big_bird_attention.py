@@ -36,11 +36,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from aviary.core.block_sparse import AttentionPlan, block_multiplicity
-
-# The reference's additive penalty for masked keys in block-sparse mode (full attention uses the
-# dtype's minimum instead). In float32, exp(score - 10000) is exactly 0 next to any kept key.
-MASK_PENALTY = -10000.0
+from aviary.core.block_sparse import MASK_PENALTY, AttentionPlan, block_multiplicity
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,8 +61,7 @@ class BlockSparseIndices:
         if not plan.use_block_sparse:
             raise ValueError("a full-attention plan has no blocks")
         key_blocks = torch.tensor(plan.key_blocks, dtype=torch.long, device=device)  # a copy
-        valid = torch.tensor(plan.key_block_valid, device=device)
-        slot_penalty = (~valid).to(dtype) * MASK_PENALTY
+        slot_penalty = torch.tensor(plan.slot_penalty, dtype=dtype, device=device)
         return cls(plan, key_blocks, slot_penalty)
 
     @property

@@ -9,10 +9,10 @@ the encoder, the decoder and (tied) the LM head, and scaled by sqrt(d_model) (`s
 each stack has its own learned position table, starting at position 0.
 
 The encoder's self-attention is BigBird's (`aviary.pt.big_bird.BigBirdSelfAttention`). As in
-`BigBirdModel`, the encoder decides once per forward, through
-`aviary.core.block_sparse.plan_for_config`, whether the call runs block-sparse (padding the input
-to a multiple of `block_size` with embedded pad tokens) or full attention (inputs of at most
-`(5 + 2 r) * block_size` tokens), and never rewrites its modules. Deviations from the reference
+`BigBirdModel`, the encoder's `aviary.core.block_sparse.BlockSparseController`
+(`encoder.block_sparse`) decides once per forward whether the call runs block-sparse (padding the
+input to a multiple of `block_size` with embedded pad tokens) or full attention (inputs of at most
+`(5 + 2 r) * block_size` tokens), and the encoder never rewrites its modules. Deviations from the reference
 library, on purpose:
 
 * the reference's encoder ignores the attention mask after falling back to full attention on a
@@ -37,10 +37,15 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from aviary.core import checks
-from aviary.core.block_sparse import AttentionPlan, check_policy, plan_for_config
-from aviary.core.configs import ATTENTION_TYPES, BigBirdPegasusConfig
+from aviary.core.block_sparse import AttentionPlan, BlockSparseController, unpad_outputs
+from aviary.core.configs import BigBirdPegasusConfig
 from aviary.core.generation import GenerationConfig
-from aviary.core.outputs import ModelOutput, output_class
+from aviary.core.outputs import (
+    ModelOutput,
+    output_class,
+    resolve_output_flags,
+    resolve_return_dict,
+)
 from aviary.pt.big_bird import BigBirdSelfAttention
 from aviary.pt.big_bird_attention import BlockSparseIndices
 from aviary.pt.generation import GenerationMixin
@@ -51,7 +56,6 @@ from aviary.pt.modeling_utils import (
     check_ids,
     expand_head_mask,
     extended_attention_mask,
-    finish_output,
     get_activation,
     masked_lm_loss,
     sequence_classification_loss,
@@ -118,7 +122,7 @@ class BigBirdPegasusEncoderAttention(nn.Module):
 
     def __init__(self, config: BigBirdPegasusConfig, layer_index: int = 0) -> None:
         super().__init__()
-        self.self = BigBirdSelfAttention(config, layer_index)
+        self.self = BigBirdSelfAttention(config, layer_index=layer_index)
         self.output = nn.Linear(config.d_model, config.d_model, bias=config.use_bias)
 
     def forward(
@@ -363,22 +367,24 @@ class BigBirdPegasusPreTrainedModel(PreTrainedModel):
     def set_attention_type(self, attention_type: str) -> None:
         """Choose `"block_sparse"` or `"original_full"` encoder attention for later calls (the
         config is left as it is). Block-sparse calls still use full attention on short inputs."""
-        self.get_encoder().set_attention_type(attention_type)
+        self.get_encoder().block_sparse.set_attention_type(attention_type)
 
     def set_block_sparse_policy(
         self, policy: str = "reference", rng: np.random.Generator | None = None
     ) -> None:
         """Choose how block-sparse encoder calls draw their random key blocks: `"reference"`
         (default), `"fixed"` or `"resample"` (from `rng`); see `aviary.core.block_sparse`."""
-        self.get_encoder().set_block_sparse_policy(policy, rng)
+        self.get_encoder().block_sparse.set_policy(policy, rng)
+
+    def plan(self, seq_len: int) -> AttentionPlan | None:
+        """The block-sparse plan of an encoder call on `seq_len` tokens in the current
+        train/eval mode, or None for full attention (under "resample" this draws from the
+        policy's generator)."""
+        return self.get_encoder().block_sparse.plan(seq_len, training=self.training)
 
 
 def _embed_scale(config: BigBirdPegasusConfig) -> float:
     return math.sqrt(config.d_model) if config.scale_embedding else 1.0
-
-
-def _flag(value: bool | None, default: bool) -> bool:
-    return default if value is None else value
 
 
 class BigBirdPegasusEncoder(nn.Module):
@@ -412,37 +418,10 @@ class BigBirdPegasusEncoder(nn.Module):
             ]
         )
         self.layernorm_embedding = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
-        self.attention_type = config.attention_type
-        self.block_sparse_policy = "reference"
-        self.block_sparse_rng: np.random.Generator | None = None
+        # Attention type, random-block policy and the plan of each call (an encoder: block-sparse
+        # attention is allowed).
+        self.block_sparse = BlockSparseController(config, decoder=False)
         self.gradient_checkpointing = False
-
-    def set_attention_type(self, attention_type: str) -> None:
-        if attention_type not in ATTENTION_TYPES:
-            raise ValueError(
-                f"attention_type={attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}"
-            )
-        self.attention_type = attention_type
-
-    def set_block_sparse_policy(
-        self, policy: str = "reference", rng: np.random.Generator | None = None
-    ) -> None:
-        check_policy(policy, rng)
-        self.block_sparse_policy = policy
-        self.block_sparse_rng = rng
-
-    def plan(self, seq_len: int) -> AttentionPlan | None:
-        """The block-sparse plan of a call on `seq_len` tokens, or None for full attention."""
-        if self.attention_type != "block_sparse":
-            return None
-        plan = plan_for_config(
-            self.config,
-            seq_len,
-            training=self.training,
-            policy=self.block_sparse_policy,
-            rng=self.block_sparse_rng,
-        )
-        return plan if plan.use_block_sparse else None
 
     def forward(
         self,
@@ -455,9 +434,9 @@ class BigBirdPegasusEncoder(nn.Module):
         return_dict: bool | None = None,
     ):
         config = self.config
-        output_attentions = _flag(output_attentions, config.output_attentions)
-        output_hidden_states = _flag(output_hidden_states, config.output_hidden_states)
-        return_dict = _flag(return_dict, config.use_return_dict)
+        output_attentions, output_hidden_states = resolve_output_flags(
+            config, output_attentions, output_hidden_states
+        )
 
         checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
         if input_ids is not None:
@@ -479,7 +458,7 @@ class BigBirdPegasusEncoder(nn.Module):
         )
 
         # One plan for every layer of this call (None: full attention, with the mask honoured).
-        plan = self.plan(length)
+        plan = self.block_sparse.plan(length, training=self.training)
         block_sparse = None
         extended_mask = None
         if plan is not None:
@@ -489,7 +468,7 @@ class BigBirdPegasusEncoder(nn.Module):
                 else attention_mask.to(dtype)
             )
             if plan.pad_length:
-                hidden_states, key_keep = self._pad(hidden_states, key_keep, plan)
+                hidden_states, key_keep = self.pad(hidden_states, key_keep, plan)
             indices = BlockSparseIndices.from_plan(plan, device, dtype)
             block_sparse = (indices, key_keep)  # key_keep: [B, padded S]
         elif attention_mask is not None and (
@@ -522,23 +501,18 @@ class BigBirdPegasusEncoder(nn.Module):
         if output_hidden_states:
             all_hidden_states = (*all_hidden_states, hidden_states)
 
-        if plan is not None and plan.pad_length:
-            # Every per-token output goes back to the input length.
-            hidden_states = hidden_states[:, :length]
-            if all_hidden_states is not None:
-                all_hidden_states = tuple(h[:, :length] for h in all_hidden_states)
-            if all_attentions is not None:
-                all_attentions = tuple(
-                    None if a is None else a[:, :, :length, :length] for a in all_attentions
-                )
+        # Every per-token output goes back to the input length.
+        hidden_states, all_hidden_states, all_attentions = unpad_outputs(
+            plan, hidden_states, all_hidden_states, all_attentions
+        )
         output = BaseModelOutput(
             last_hidden_state=hidden_states,
             hidden_states=all_hidden_states,
             attentions=all_attentions,
         )
-        return finish_output(output, return_dict)
+        return output if resolve_return_dict(config, return_dict) else output.to_tuple()
 
-    def _pad(
+    def pad(
         self, hidden_states: torch.Tensor, key_keep: torch.Tensor, plan: AttentionPlan
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Append `plan.pad_length` embedded pad tokens (word embedding only, no position, as the
@@ -601,10 +575,10 @@ class BigBirdPegasusDecoder(nn.Module):
         return_dict: bool | None = None,
     ):
         config = self.config
-        output_attentions = _flag(output_attentions, config.output_attentions)
-        output_hidden_states = _flag(output_hidden_states, config.output_hidden_states)
-        return_dict = _flag(return_dict, config.use_return_dict)
-        use_cache = _flag(use_cache, config.use_cache)
+        output_attentions, output_hidden_states = resolve_output_flags(
+            config, output_attentions, output_hidden_states
+        )
+        use_cache = config.use_cache if use_cache is None else use_cache
         if self.gradient_checkpointing and self.training:
             use_cache = False  # the cache would hold activations checkpointing means to drop
 
@@ -694,7 +668,7 @@ class BigBirdPegasusDecoder(nn.Module):
             attentions=all_attentions,
             cross_attentions=all_cross_attentions,
         )
-        return finish_output(output, return_dict)
+        return output if resolve_return_dict(config, return_dict) else output.to_tuple()
 
 
 def _as_encoder_output(encoder_outputs) -> ModelOutput:
@@ -750,7 +724,6 @@ class BigBirdPegasusModel(BigBirdPegasusPreTrainedModel):
         return_dict: bool | None = None,
     ):
         config = self.config
-        return_dict = _flag(return_dict, config.use_return_dict)
         # Without decoder inputs the decoder reads the encoder input shifted right.
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             if input_ids is None:
@@ -790,35 +763,19 @@ class BigBirdPegasusModel(BigBirdPegasusPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        output = Seq2SeqModelOutput(
+        return self.head_output(
+            Seq2SeqModelOutput,
+            None,
+            return_dict,
             last_hidden_state=decoder_outputs.last_hidden_state,
             past_key_values=decoder_outputs.past_key_values,
+            cross_attentions=decoder_outputs.cross_attentions,
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
-            cross_attentions=decoder_outputs.cross_attentions,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
         )
-        return finish_output(output, return_dict)
-
-
-def _base_inputs(**kwargs):
-    """The arguments every head passes through to `BigBirdPegasusModel`, as an output object."""
-    return {**kwargs, "return_dict": True}
-
-
-def _seq2seq_fields(outputs: ModelOutput) -> dict:
-    """The fields every seq2seq head output copies from the model output."""
-    return {
-        "past_key_values": outputs.past_key_values,
-        "decoder_hidden_states": outputs.decoder_hidden_states,
-        "decoder_attentions": outputs.decoder_attentions,
-        "cross_attentions": outputs.cross_attentions,
-        "encoder_last_hidden_state": outputs.encoder_last_hidden_state,
-        "encoder_hidden_states": outputs.encoder_hidden_states,
-        "encoder_attentions": outputs.encoder_attentions,
-    }
 
 
 class BigBirdPegasusForConditionalGeneration(GenerationMixin, BigBirdPegasusPreTrainedModel):
@@ -866,33 +823,30 @@ class BigBirdPegasusForConditionalGeneration(GenerationMixin, BigBirdPegasusPreT
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = _flag(return_dict, self.config.use_return_dict)
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         outputs = self.model(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                decoder_attention_mask=decoder_attention_mask,
-                head_mask=head_mask,
-                decoder_head_mask=decoder_head_mask,
-                cross_attn_head_mask=cross_attn_head_mask,
-                encoder_outputs=encoder_outputs,
-                past_key_values=past_key_values,
-                inputs_embeds=inputs_embeds,
-                decoder_inputs_embeds=decoder_inputs_embeds,
-                use_cache=use_cache,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            head_mask=head_mask,
+            decoder_head_mask=decoder_head_mask,
+            cross_attn_head_mask=cross_attn_head_mask,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         lm_logits = self.lm_head(outputs.last_hidden_state) + self.final_logits_bias  # [B, T, V]
         loss = masked_lm_loss(lm_logits, labels) if labels is not None else None
-        output = Seq2SeqLMOutput(loss=loss, logits=lm_logits, **_seq2seq_fields(outputs))
-        return finish_output(output, return_dict)
+        return self.head_output(Seq2SeqLMOutput, outputs, return_dict, loss=loss, logits=lm_logits)
 
 
 class BigBirdPegasusForSequenceClassification(BigBirdPegasusPreTrainedModel):
@@ -927,7 +881,6 @@ class BigBirdPegasusForSequenceClassification(BigBirdPegasusPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = _flag(return_dict, self.config.use_return_dict)
         if input_ids is None:
             # The end-of-sequence positions are read from input_ids.
             raise NotImplementedError(
@@ -936,21 +889,20 @@ class BigBirdPegasusForSequenceClassification(BigBirdPegasusPreTrainedModel):
         if labels is not None:
             use_cache = False
         outputs = self.model(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                decoder_attention_mask=decoder_attention_mask,
-                head_mask=head_mask,
-                decoder_head_mask=decoder_head_mask,
-                cross_attn_head_mask=cross_attn_head_mask,
-                encoder_outputs=encoder_outputs,
-                inputs_embeds=inputs_embeds,
-                decoder_inputs_embeds=decoder_inputs_embeds,
-                use_cache=use_cache,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            head_mask=head_mask,
+            decoder_head_mask=decoder_head_mask,
+            cross_attn_head_mask=cross_attn_head_mask,
+            encoder_outputs=encoder_outputs,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         hidden_states = outputs.last_hidden_state  # [B, T, H]
         sentence_representation = self._last_eos_states(input_ids, hidden_states)  # [B, H]
@@ -960,10 +912,9 @@ class BigBirdPegasusForSequenceClassification(BigBirdPegasusPreTrainedModel):
             if labels is not None
             else None
         )
-        output = Seq2SeqSequenceClassifierOutput(
-            loss=loss, logits=logits, **_seq2seq_fields(outputs)
+        return self.head_output(
+            Seq2SeqSequenceClassifierOutput, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)
 
     def _last_eos_states(self, input_ids: torch.Tensor, hidden_states: torch.Tensor):
         """The decoder state at the last `eos_token_id` of each row of `input_ids`; every row
@@ -1021,38 +972,37 @@ class BigBirdPegasusForQuestionAnswering(BigBirdPegasusPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = _flag(return_dict, self.config.use_return_dict)
         if start_positions is not None and end_positions is not None:
             use_cache = False
         outputs = self.model(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                decoder_attention_mask=decoder_attention_mask,
-                head_mask=head_mask,
-                decoder_head_mask=decoder_head_mask,
-                cross_attn_head_mask=cross_attn_head_mask,
-                encoder_outputs=encoder_outputs,
-                inputs_embeds=inputs_embeds,
-                decoder_inputs_embeds=decoder_inputs_embeds,
-                use_cache=use_cache,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            head_mask=head_mask,
+            decoder_head_mask=decoder_head_mask,
+            cross_attn_head_mask=cross_attn_head_mask,
+            encoder_outputs=encoder_outputs,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, T, 2]
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
         if start_positions is not None and end_positions is not None:
             loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        output = Seq2SeqQuestionAnsweringModelOutput(
+        return self.head_output(
+            Seq2SeqQuestionAnsweringModelOutput,
+            outputs,
+            return_dict,
             loss=loss,
             start_logits=start_logits,
             end_logits=end_logits,
-            **_seq2seq_fields(outputs),
         )
-        return finish_output(output, return_dict)
 
 
 class BigBirdPegasusDecoderWrapper(nn.Module):
@@ -1104,7 +1054,6 @@ class BigBirdPegasusForCausalLM(GenerationMixin, BigBirdPegasusPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
-        return_dict = _flag(return_dict, self.config.use_return_dict)
         outputs = self.model.decoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -1123,12 +1072,6 @@ class BigBirdPegasusForCausalLM(GenerationMixin, BigBirdPegasusPreTrainedModel):
         # As the reference: labels are compared position by position with the logits (not
         # shifted here), so pass the next tokens as labels.
         loss = masked_lm_loss(logits, labels) if labels is not None else None
-        output = CausalLMOutputWithCrossAttentions(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            cross_attentions=outputs.cross_attentions,
+        return self.head_output(
+            CausalLMOutputWithCrossAttentions, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -19,10 +20,24 @@ from aviary.conversion.checkpoint import (
     match_checkpoint,
     write_checkpoint,
 )
-from aviary.conversion.formats import numpy_to_torch, read_model_weights
+from aviary.conversion.formats import read_model_weights, register_for_conversion
 from aviary.core import checks
 from aviary.core.configs import PretrainedConfig
-from aviary.core.outputs import ModelOutput, output_class
+from aviary.core.outputs import (
+    ModelOutput,
+    head_output,
+    output_class,
+    resolve_return_dict,
+)
+
+
+@register_for_conversion  # writing `pytorch_model.bin` needs it too
+def numpy_to_torch(value: np.ndarray) -> torch.Tensor:
+    """A torch tensor sharing the array's memory (bfloat16 included)."""
+    if value.dtype.name == "bfloat16":  # ml_dtypes' bfloat16: same bits as torch.bfloat16
+        return torch.from_numpy(np.ascontiguousarray(value).view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(np.ascontiguousarray(value))
+
 
 # -- activations ---------------------------------------------------------------------------------
 
@@ -74,11 +89,6 @@ SequenceClassifierOutput = output_class("SequenceClassifierOutput")
 MultipleChoiceModelOutput = output_class("MultipleChoiceModelOutput")
 TokenClassifierOutput = output_class("TokenClassifierOutput")
 QuestionAnsweringModelOutput = output_class("QuestionAnsweringModelOutput")
-
-
-def finish_output(output: ModelOutput, return_dict: bool) -> ModelOutput | tuple:
-    """The output object, or its non-None fields as a tuple when `return_dict=False`."""
-    return output if return_dict else output.to_tuple()
 
 
 # -- masks ---------------------------------------------------------------------------------------
@@ -142,12 +152,14 @@ def check_ids(name: str, ids: torch.Tensor, size: int) -> None:
 class PreTrainedModel(nn.Module):
     """Base of every aviary PyTorch model.
 
-    Subclasses set `config_class`, `base_model_prefix` and `tied_weights` (pairs of
-    `(tied parameter, source parameter)` names, tied when `config.tie_word_embeddings`).
+    Subclasses set `config_class`, `base_model_prefix`, `base_model_class` (the backbone a head
+    builds under the attribute `base_model_prefix`) and `tied_weights` (pairs of
+    `(tied parameter, source parameter)` canonical names, tied when `config.tie_word_embeddings`).
     """
 
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
     base_model_prefix: ClassVar[str] = ""
+    base_model_class: ClassVar[type[PreTrainedModel] | None] = None
     tied_weights: ClassVar[tuple[tuple[str, str], ...]] = ()
     supports_gradient_checkpointing: ClassVar[bool] = True
     # Attention kernels a model family offers; the first is the default.
@@ -243,6 +255,21 @@ class PreTrainedModel(nn.Module):
     @property
     def base_model(self) -> nn.Module:
         return getattr(self, self.base_model_prefix, self)
+
+    # -- outputs --------------------------------------------------------------------------------
+    def head_output(
+        self,
+        output_class: type[ModelOutput],
+        base_outputs: ModelOutput | None,
+        return_dict: bool | None,
+        **fields: Any,
+    ) -> ModelOutput | tuple:
+        """A model's output: its own `fields` (loss, logits, ...) plus the base model's hidden
+        states, attentions, cache, ... (`aviary.core.outputs.head_output`); `return_dict`
+        defaults to the config's."""
+        return head_output(
+            output_class, base_outputs, resolve_return_dict(self.config, return_dict), **fields
+        )
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _tied_names(self) -> set[str]:
@@ -399,6 +426,11 @@ def sequence_classification_loss(
         return F.cross_entropy(logits.reshape(-1, num_labels).float(), labels.reshape(-1).long())
     checks.check_same_shape("labels", labels.shape, logits.shape, "the logits")
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Plain cross-entropy over the last axis (next-sentence prediction, multiple choice)."""
+    return F.cross_entropy(logits.float(), labels.reshape(-1))
 
 
 def token_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from aviary.core import checks
 from aviary.core.configs import BertConfig
+from aviary.core.outputs import resolve_output_flags
 from aviary.tf.modeling_utils import (
     LazyBuildLayer,
     TFBaseModelOutputWithPoolingAndCrossAttentions,
@@ -33,17 +34,20 @@ from aviary.tf.modeling_utils import (
     TFTokenClassifierOutput,
     causal_lm_loss,
     check_ids,
+    check_mask_shape,
     check_shape,
     classification_loss,
+    classifier_dropout,
+    dense,
+    embedding,
     expand_head_mask,
     extended_attention_mask,
-    finish_output,
     get_activation,
+    layer_norm,
     masked_lm_loss,
     sequence_classification_loss,
     shape_list,
     span_loss,
-    static_shape,
     tf_output_class,
     token_classification_loss,
     unpack_inputs,
@@ -52,47 +56,27 @@ from aviary.tf.modeling_utils import (
 TFBertForPreTrainingOutput = tf_output_class("BertForPreTrainingOutput")
 
 
-def _dense(units: int, config: BertConfig, name: str) -> keras.layers.Dense:
-    return keras.layers.Dense(
-        units,
-        kernel_initializer=keras.initializers.RandomNormal(stddev=config.initializer_range),
-        name=name,
-    )
-
-
-def _embedding(rows: int, width: int, config: BertConfig, name: str) -> keras.layers.Embedding:
-    return keras.layers.Embedding(
-        rows,
-        width,
-        embeddings_initializer=keras.initializers.RandomNormal(stddev=config.initializer_range),
-        name=name,
-    )
-
-
-def _layer_norm(config: BertConfig) -> keras.layers.LayerNormalization:
-    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name="LayerNorm")
-
-
 class TFBertEmbeddings(LazyBuildLayer):
-    """Word + token-type (+ absolute position) embeddings, then LayerNorm and dropout."""
+    """Word (times sqrt(H) with BigBird's `rescale_embeddings`) + token-type (+ absolute position)
+    embeddings, then LayerNorm and dropout."""
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.word_embeddings = _embedding(
+        self.word_embeddings = embedding(
             config.vocab_size, config.hidden_size, config, "word_embeddings"
         )
-        self.position_embeddings = _embedding(
+        self.position_embeddings = embedding(
             config.max_position_embeddings, config.hidden_size, config, "position_embeddings"
         )
-        self.token_type_embeddings = _embedding(
+        self.token_type_embeddings = embedding(
             config.type_vocab_size, config.hidden_size, config, "token_type_embeddings"
         )
-        self.LayerNorm = _layer_norm(config)
+        self.LayerNorm = layer_norm(config)
         self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
-        self.position_embedding_type = config.position_embedding_type
+        self.position_embedding_type = getattr(config, "position_embedding_type", "absolute")
+        self.rescale_embeddings = getattr(config, "rescale_embeddings", False)
+        self.hidden_size = config.hidden_size
         self.max_position_embeddings = config.max_position_embeddings
-        self.vocab_size = config.vocab_size
-        self.type_vocab_size = config.type_vocab_size
 
     def build(self, input_shape=None) -> None:
         # Every table exists from the start: with relative positions `position_embeddings` is
@@ -119,13 +103,18 @@ class TFBertEmbeddings(LazyBuildLayer):
             position_ids = tf.range(past_key_values_length, past_key_values_length + length)[None]
         else:
             check_ids("position_ids", position_ids, self.max_position_embeddings)
-        check_ids("token_type_ids", token_type_ids, self.type_vocab_size)
+        check_ids("token_type_ids", token_type_ids, self.token_type_embeddings.input_dim)
         if inputs_embeds is None:
-            check_ids("input_ids", input_ids, self.vocab_size)
+            check_ids("input_ids", input_ids, self.word_embeddings.input_dim)
             inputs_embeds = self.word_embeddings(input_ids)
+        if self.rescale_embeddings:
+            inputs_embeds = inputs_embeds * math.sqrt(self.hidden_size)
         embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
         if self.position_embedding_type == "absolute":
             embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.normalize(embeddings)
+
+    def normalize(self, embeddings: tf.Tensor) -> tf.Tensor:
         return self.dropout(self.LayerNorm(embeddings))
 
 
@@ -134,31 +123,45 @@ class TFBertSelfAttention(LazyBuildLayer):
     key/value cache for decoding."""
 
     def __init__(
-        self, config: BertConfig, position_embedding_type: str | None = None, **kwargs
+        self,
+        config: BertConfig,
+        position_embedding_type: str | None = None,
+        layer_index: int = 0,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.num_attention_heads = config.num_attention_heads
         self.attention_head_size = config.hidden_size // config.num_attention_heads
         self.all_head_size = self.num_attention_heads * self.attention_head_size
-        self.query = _dense(self.all_head_size, config, "query")
-        self.key = _dense(self.all_head_size, config, "key")
-        self.value = _dense(self.all_head_size, config, "value")
+        bias = getattr(config, "use_bias", True)  # BigBird's configs can drop the biases
+        self.query = dense(self.all_head_size, config, "query", use_bias=bias)
+        self.key = dense(self.all_head_size, config, "key", use_bias=bias)
+        self.value = dense(self.all_head_size, config, "value", use_bias=bias)
         self.dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
-        self.position_embedding_type = position_embedding_type or config.position_embedding_type
+        self.position_embedding_type = position_embedding_type or getattr(
+            config, "position_embedding_type", "absolute"
+        )
         if self.position_embedding_type in ("relative_key", "relative_key_query"):
             self.max_position_embeddings = config.max_position_embeddings
-            self.distance_embedding = _embedding(
+            self.distance_embedding = embedding(
                 2 * config.max_position_embeddings - 1,
                 self.attention_head_size,
                 config,
                 "distance_embedding",
             )
         self.is_decoder = config.is_decoder
+        self.layer_index = layer_index
 
     def split_heads(self, x: tf.Tensor) -> tf.Tensor:
         batch, length, _ = shape_list(x)
         x = tf.reshape(x, (batch, length, self.num_attention_heads, self.attention_head_size))
         return tf.transpose(x, (0, 2, 1, 3))  # [B, N, L, D]
+
+    def merge_heads(self, context: tf.Tensor) -> tf.Tensor:
+        batch, _, length, _ = shape_list(context)
+        return tf.reshape(
+            tf.transpose(context, (0, 2, 1, 3)), (batch, length, self.all_head_size)
+        )  # [B, L, H]
 
     def relative_position_scores(
         self, query: tf.Tensor, key: tf.Tensor, past_length: int | tf.Tensor
@@ -214,11 +217,7 @@ class TFBertSelfAttention(LazyBuildLayer):
         if head_mask is not None:
             probs = probs * tf.cast(head_mask, probs.dtype)
         context = tf.matmul(probs, value)  # [B, N, Q, D]
-        batch, _, length, _ = shape_list(context)
-        context = tf.reshape(
-            tf.transpose(context, (0, 2, 1, 3)), (batch, length, self.all_head_size)
-        )
-        return context, (probs if output_attentions else None), present
+        return self.merge_heads(context), (probs if output_attentions else None), present
 
 
 class TFBertSelfOutput(LazyBuildLayer):
@@ -226,8 +225,8 @@ class TFBertSelfOutput(LazyBuildLayer):
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.dense = _dense(config.hidden_size, config, "dense")
-        self.LayerNorm = _layer_norm(config)
+        self.dense = dense(config.hidden_size, config, "dense")
+        self.LayerNorm = layer_norm(config)
         self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
 
     def call(self, hidden_states: tf.Tensor, input_tensor: tf.Tensor) -> tf.Tensor:
@@ -237,11 +236,20 @@ class TFBertSelfOutput(LazyBuildLayer):
 class TFBertAttention(LazyBuildLayer):
     """Self- or cross-attention followed by its output block."""
 
+    # The attention kernel; BigBird swaps in its block-sparse dispatch.
+    self_attention_class = TFBertSelfAttention
+
     def __init__(
-        self, config: BertConfig, position_embedding_type: str | None = None, **kwargs
+        self,
+        config: BertConfig,
+        position_embedding_type: str | None = None,
+        layer_index: int = 0,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.self = TFBertSelfAttention(config, position_embedding_type, name="self")
+        self.self = self.self_attention_class(
+            config, position_embedding_type, layer_index, name="self"
+        )
         # Keras reserves the attribute `output`; the layer keeps the checkpoint name "output".
         self.output_layer = TFBertSelfOutput(config, name="output")
 
@@ -253,7 +261,9 @@ class TFBertAttention(LazyBuildLayer):
         encoder_hidden_states: tf.Tensor | None = None,
         past_key_value: tuple[tf.Tensor, tf.Tensor] | None = None,
         output_attentions: bool = False,
+        **attention_inputs,
     ):
+        # attention_inputs: what a swapped-in self-attention needs too (BigBird's block_sparse).
         context, probs, present = self.self(
             hidden_states,
             attention_mask,
@@ -261,6 +271,7 @@ class TFBertAttention(LazyBuildLayer):
             encoder_hidden_states,
             past_key_value,
             output_attentions=output_attentions,
+            **attention_inputs,
         )
         return self.output_layer(context, hidden_states), probs, present
 
@@ -270,39 +281,36 @@ class TFBertIntermediate(LazyBuildLayer):
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.dense = _dense(config.intermediate_size, config, "dense")
+        self.dense = dense(config.intermediate_size, config, "dense")
         self.intermediate_act_fn = get_activation(config.hidden_act)
 
     def call(self, hidden_states: tf.Tensor) -> tf.Tensor:
         return self.intermediate_act_fn(self.dense(hidden_states))
 
 
-class TFBertOutput(LazyBuildLayer):
-    """Second feed-forward projection, dropout, residual and LayerNorm."""
-
-    def __init__(self, config: BertConfig, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.dense = _dense(config.hidden_size, config, "dense")
-        self.LayerNorm = _layer_norm(config)
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
-
-    def call(self, hidden_states: tf.Tensor, input_tensor: tf.Tensor) -> tf.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+class TFBertOutput(TFBertSelfOutput):
+    """Second feed-forward projection, dropout, residual and LayerNorm: the layers and the
+    computation of `TFBertSelfOutput` (Keras infers the wider input)."""
 
 
 class TFBertLayer(LazyBuildLayer):
     """Self-attention, optional cross-attention (decoders), feed-forward."""
 
-    def __init__(self, config: BertConfig, **kwargs) -> None:
+    attention_class = TFBertAttention
+
+    def __init__(self, config: BertConfig, layer_index: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.attention = TFBertAttention(config, name="attention")
+        self.attention = self.attention_class(config, layer_index=layer_index, name="attention")
         self.is_decoder = config.is_decoder
         self.add_cross_attention = config.add_cross_attention
         if self.add_cross_attention:
             if not self.is_decoder:
                 raise ValueError("add_cross_attention=True needs is_decoder=True")
-            self.crossattention = TFBertAttention(
-                config, position_embedding_type="absolute", name="crossattention"
+            self.crossattention = self.attention_class(
+                config,
+                position_embedding_type="absolute",
+                layer_index=layer_index,
+                name="crossattention",
             )
         self.intermediate = TFBertIntermediate(config, name="intermediate")
         self.output_layer = TFBertOutput(config, name="output")
@@ -316,6 +324,7 @@ class TFBertLayer(LazyBuildLayer):
         encoder_attention_mask: tf.Tensor | None = None,
         past_key_value: tuple[tf.Tensor, ...] | None = None,
         output_attentions: bool = False,
+        **attention_inputs,
     ):
         # A decoder layer's cache holds (self key, self value[, cross key, cross value]).
         self_past = tuple(past_key_value[:2]) if past_key_value is not None else None
@@ -326,6 +335,7 @@ class TFBertLayer(LazyBuildLayer):
             None,
             self_past,
             output_attentions=output_attentions,
+            **attention_inputs,
         )
         cross_probs = None
         if self.is_decoder and encoder_hidden_states is not None:
@@ -351,12 +361,15 @@ class TFBertLayer(LazyBuildLayer):
 class TFBertEncoder(LazyBuildLayer):
     """The stack of layers; collects hidden states, attentions and the cache."""
 
+    layer_class = TFBertLayer
+
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(**kwargs)
         self.config = config
         # Keras names list elements `layer_._{i}`, the reference's convention.
         self.layer = [
-            TFBertLayer(config, name=f"layer_._{i}") for i in range(config.num_hidden_layers)
+            self.layer_class(config, layer_index=i, name=f"layer_._{i}")
+            for i in range(config.num_hidden_layers)
         ]
 
     def call(
@@ -370,6 +383,7 @@ class TFBertEncoder(LazyBuildLayer):
         use_cache: bool,
         output_attentions: bool,
         output_hidden_states: bool,
+        **attention_inputs,
     ):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -387,6 +401,7 @@ class TFBertEncoder(LazyBuildLayer):
                 encoder_attention_mask,
                 past,
                 output_attentions=output_attentions,
+                **attention_inputs,
             )
             hidden_states, self_probs, cross_probs, present = outputs
             if use_cache:
@@ -405,7 +420,7 @@ class TFBertPooler(LazyBuildLayer):
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.dense = _dense(config.hidden_size, config, "dense")
+        self.dense = dense(config.hidden_size, config, "dense")
         self.activation = tf.tanh
 
     def call(self, hidden_states: tf.Tensor) -> tf.Tensor:
@@ -417,9 +432,9 @@ class TFBertPredictionHeadTransform(LazyBuildLayer):
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.dense = _dense(config.hidden_size, config, "dense")
+        self.dense = dense(config.hidden_size, config, "dense")
         self.transform_act_fn = get_activation(config.hidden_act)
-        self.LayerNorm = _layer_norm(config)
+        self.LayerNorm = layer_norm(config)
 
     def call(self, hidden_states: tf.Tensor) -> tf.Tensor:
         return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
@@ -436,12 +451,7 @@ class TFBertLMPredictionHead(LazyBuildLayer):
         self.transform = TFBertPredictionHeadTransform(config, name="transform")
         self.decoder = None
         if not config.tie_word_embeddings:
-            self.decoder = keras.layers.Dense(
-                config.vocab_size,
-                use_bias=False,
-                kernel_initializer=keras.initializers.RandomNormal(stddev=config.initializer_range),
-                name="decoder",
-            )
+            self.decoder = dense(config.vocab_size, config, "decoder", use_bias=False)
 
     def build(self, input_shape) -> None:
         self.bias = self.add_weight(name="bias", shape=(self.vocab_size,), initializer="zeros")
@@ -469,7 +479,7 @@ class TFBertOnlyMLMHead(LazyBuildLayer):
 class TFBertOnlyNSPHead(LazyBuildLayer):
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.seq_relationship = _dense(2, config, "seq_relationship")
+        self.seq_relationship = dense(2, config, "seq_relationship")
 
     def call(self, pooled_output: tf.Tensor) -> tf.Tensor:
         return self.seq_relationship(pooled_output)
@@ -479,7 +489,7 @@ class TFBertPreTrainingHeads(LazyBuildLayer):
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(**kwargs)
         self.predictions = TFBertLMPredictionHead(config, name="predictions")
-        self.seq_relationship = _dense(2, config, "seq_relationship")
+        self.seq_relationship = dense(2, config, "seq_relationship")
 
     def call(self, sequence_output: tf.Tensor, pooled_output: tf.Tensor, word_embeddings):
         return (
@@ -489,10 +499,14 @@ class TFBertPreTrainingHeads(LazyBuildLayer):
 
 
 class TFBertPreTrainedModel(TFPreTrainedModel):
-    """Base of the BERT classes: config class, checkpoint prefix, dummy inputs."""
+    """Base of the BERT classes: config class, checkpoint prefix, dummy inputs, the backbone of the
+    heads. Every head builds `base_model_class` (`TFBertModel`) as `self.bert`; heads that do not
+    read the pooled output build it without the pooler, unless `pooler_in_every_head` (BigBird's
+    checkpoints store the pooler with every head)."""
 
     config_class = BertConfig
     base_model_prefix = "bert"
+    pooler_in_every_head = False
 
     def dummy_inputs(self) -> dict[str, tf.Tensor]:
         inputs = {"input_ids": tf.constant([[1, 2, 3]], dtype=tf.int32)}
@@ -501,10 +515,74 @@ class TFBertPreTrainedModel(TFPreTrainedModel):
         return inputs
 
 
+# The LM decoder shares the word-embedding matrix (when `tie_word_embeddings`, the default).
+TIED_LM_DECODER = (("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),)
+
+
 def _word_embeddings(model: TFBertModel) -> keras.Variable:
     """The word-embedding matrix `[V, H]` the tied LM decoder multiplies by (built by the
     model's call, which runs before the head's)."""
     return model.embeddings.word_embeddings.embeddings
+
+
+def checked_token_type_ids(
+    input_ids: tf.Tensor | None,
+    inputs_embeds: tf.Tensor | None,
+    token_type_ids: tf.Tensor | None,
+    position_ids: tf.Tensor | None,
+    attention_mask: tf.Tensor | None,
+    past_length: int | tf.Tensor,
+) -> tf.Tensor:
+    """Check the inputs of a BERT-style model call (exactly one of `input_ids` `[B, L]` and
+    `inputs_embeds` `[B, L, H]`; token types, positions and mask of matching shapes, where known
+    while tracing) and return the token types, zeros when not given."""
+    checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
+    if input_ids is not None:
+        checks.check_rank("input_ids", input_ids.shape, (2,))
+        batch, length = shape_list(input_ids)
+    else:
+        checks.check_rank("inputs_embeds", inputs_embeds.shape, (3,))
+        batch, length = shape_list(inputs_embeds)[:2]
+    if position_ids is not None and isinstance(length, int):
+        checks.check_same_shape(
+            "position_ids", position_ids.shape[-1:], (length,), "the input length"
+        )
+    if attention_mask is not None:
+        check_mask_shape("attention_mask", attention_mask, batch, length, past_length + length)
+    if token_type_ids is None:
+        return tf.zeros((batch, length), dtype=tf.int32)
+    check_shape("token_type_ids", token_type_ids, (batch, length), "the input")
+    return token_type_ids
+
+
+def full_attention_masks(
+    config: BertConfig,
+    embedding_output: tf.Tensor,
+    attention_mask: tf.Tensor | None,
+    past_length: int | tf.Tensor,
+    encoder_hidden_states: tf.Tensor | None,
+    encoder_attention_mask: tf.Tensor | None,
+) -> tuple[tf.Tensor | None, tf.Tensor | None]:
+    """The additive masks of full attention for a call on `embedding_output` `[B, L, H]`:
+    self-attention (causal for a decoder; None without padding outside a decoder, as PyTorch)
+    and cross-attention (None without an `encoder_attention_mask`)."""
+    batch, length, _ = shape_list(embedding_output)
+    dtype = embedding_output.dtype
+    extended_mask = None
+    if config.is_decoder or attention_mask is not None:
+        if attention_mask is None:
+            attention_mask = tf.ones((batch, past_length + length))
+        extended_mask = extended_attention_mask(attention_mask, length, dtype, config.is_decoder)
+    encoder_extended_mask = None
+    if encoder_hidden_states is not None and encoder_attention_mask is not None:
+        encoder_length = encoder_hidden_states.shape[1]
+        check_mask_shape(
+            "encoder_attention_mask", encoder_attention_mask, batch, length, encoder_length
+        )
+        encoder_extended_mask = extended_attention_mask(
+            encoder_attention_mask, length, dtype, causal=False
+        )
+    return extended_mask, encoder_extended_mask
 
 
 @keras.saving.register_keras_serializable(package="aviary")
@@ -545,75 +623,33 @@ class TFBertModel(TFBertPreTrainedModel):
         training=False,
     ):
         config = self.config
-        output_attentions = (
-            config.output_attentions if output_attentions is None else output_attentions
+        output_attentions, output_hidden_states = resolve_output_flags(
+            config, output_attentions, output_hidden_states
         )
-        output_hidden_states = (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return_dict = config.use_return_dict if return_dict is None else return_dict
         use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
-
-        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
-        if input_ids is not None:
-            checks.check_rank("input_ids", input_ids.shape, (2,))
-            batch, length = shape_list(input_ids)
-        else:
-            checks.check_rank("inputs_embeds", inputs_embeds.shape, (3,))
-            batch, length = shape_list(inputs_embeds)[:2]
         past_length = shape_list(past_key_values[0][0])[2] if past_key_values is not None else 0
+        token_type_ids = checked_token_type_ids(
+            input_ids, inputs_embeds, token_type_ids, position_ids, attention_mask, past_length
+        )
 
-        if token_type_ids is None:
-            token_type_ids = tf.zeros((batch, length), dtype=tf.int32)
-        else:
-            check_shape("token_type_ids", token_type_ids, (batch, length), "the input")
-        if position_ids is not None and isinstance(length, int):
-            checks.check_same_shape(
-                "position_ids", position_ids.shape[-1:], (length,), "the input length"
-            )
         embedding_output = self.embeddings(
-            input_ids=input_ids,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
+            input_ids,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
             past_key_values_length=past_length,
         )
-        dtype = embedding_output.dtype
-
-        if attention_mask is not None:
-            mask_shape = static_shape(attention_mask)
-            sizes = (batch, length, past_length + length)
-            if mask_shape is not None and all(isinstance(s, int) for s in sizes):
-                checks.check_attention_mask_shape(
-                    mask_shape, batch, length, past_length + length, "attention_mask"
-                )
-        # Without padding and outside a decoder there is nothing to mask (as PyTorch).
-        if config.is_decoder or attention_mask is not None:
-            if attention_mask is None:
-                attention_mask = tf.ones((batch, past_length + length))
-            extended_mask = extended_attention_mask(
-                attention_mask, length, dtype, config.is_decoder
-            )
-        else:
-            extended_mask = None
-
-        encoder_extended_mask = None
-        if encoder_hidden_states is not None and encoder_attention_mask is not None:
-            mask_shape = static_shape(encoder_attention_mask)
-            encoder_length = encoder_hidden_states.shape[1]
-            if mask_shape is not None and all(
-                isinstance(s, int) for s in (batch, length, encoder_length)
-            ):
-                checks.check_attention_mask_shape(
-                    mask_shape, batch, length, encoder_length, "encoder_attention_mask"
-                )
-            encoder_extended_mask = extended_attention_mask(
-                encoder_attention_mask, length, dtype, causal=False
-            )
-        head_masks = expand_head_mask(
-            head_mask, config.num_hidden_layers, config.num_attention_heads, dtype
+        extended_mask, encoder_extended_mask = full_attention_masks(
+            config,
+            embedding_output,
+            attention_mask,
+            past_length,
+            encoder_hidden_states,
+            encoder_attention_mask,
         )
-
+        head_masks = expand_head_mask(
+            head_mask, config.num_hidden_layers, config.num_attention_heads, embedding_output.dtype
+        )
         sequence_output, presents, hidden_states, attentions, cross_attentions = self.encoder(
             embedding_output,
             extended_mask,
@@ -626,7 +662,10 @@ class TFBertModel(TFBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
         )
         pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
-        output = TFBaseModelOutputWithPoolingAndCrossAttentions(
+        return self.head_output(
+            TFBaseModelOutputWithPoolingAndCrossAttentions,
+            None,
+            return_dict,
             last_hidden_state=sequence_output,
             pooler_output=pooled_output,
             hidden_states=hidden_states,
@@ -634,21 +673,21 @@ class TFBertModel(TFBertPreTrainedModel):
             attentions=attentions,
             cross_attentions=cross_attentions,
         )
-        return finish_output(output, return_dict)
 
 
-def _base_inputs(**kwargs):
-    """The arguments every head passes through to `TFBertModel`, always as an output object."""
-    return {**kwargs, "return_dict": True}
+TFBertPreTrainedModel.base_model_class = TFBertModel
 
 
 @keras.saving.register_keras_serializable(package="aviary")
 class TFBertForPreTraining(TFBertPreTrainedModel):
     """BERT with the masked-LM and next-sentence-prediction heads used in pretraining."""
 
+    tied_weights = TIED_LM_DECODER
+    output_class = TFBertForPreTrainingOutput
+
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        self.bert = TFBertModel(self.config, name="bert")
+        self.bert = self.base_model_class(self.config, name="bert")
         self.cls = TFBertPreTrainingHeads(self.config, name="cls")
 
     @unpack_inputs
@@ -667,18 +706,16 @@ class TFBertForPreTraining(TFBertPreTrainedModel):
         next_sentence_label=None,
         training=False,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         prediction_logits, seq_relationship_logits = self.cls(
             outputs.last_hidden_state,
@@ -692,25 +729,29 @@ class TFBertForPreTraining(TFBertPreTrainedModel):
         if next_sentence_label is not None:
             nsp = classification_loss(seq_relationship_logits, next_sentence_label)
             loss = nsp if loss is None else loss + nsp
-        output = TFBertForPreTrainingOutput(
+        return self.head_output(
+            self.output_class,
+            outputs,
+            return_dict,
             loss=loss,
             prediction_logits=prediction_logits,
             seq_relationship_logits=seq_relationship_logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
         )
-        return finish_output(output, return_dict)
 
 
 @keras.saving.register_keras_serializable(package="aviary")
 class TFBertLMHeadModel(TFBertPreTrainedModel):
     """BERT as a causal (left-to-right) language model; needs `is_decoder=True`."""
 
+    tied_weights = TIED_LM_DECODER
+
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
         if not self.config.is_decoder:
-            raise ValueError("TFBertLMHeadModel needs a config with is_decoder=True")
-        self.bert = TFBertModel(self.config, add_pooling_layer=False, name="bert")
+            raise ValueError(f"{type(self).__name__} needs a config with is_decoder=True")
+        self.bert = self.base_model_class(
+            self.config, add_pooling_layer=self.pooler_in_every_head, name="bert"
+        )
         self.cls = TFBertOnlyMLMHead(self.config, name="cls")
 
     @unpack_inputs
@@ -732,45 +773,41 @@ class TFBertLMHeadModel(TFBertPreTrainedModel):
         labels=None,
         training=False,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_mask=encoder_attention_mask,
-                past_key_values=past_key_values,
-                use_cache=use_cache,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.cls(outputs.last_hidden_state, word_embeddings=_word_embeddings(self.bert))
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        output = TFCausalLMOutputWithCrossAttentions(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            cross_attentions=outputs.cross_attentions,
+        return self.head_output(
+            TFCausalLMOutputWithCrossAttentions, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)
 
 
 @keras.saving.register_keras_serializable(package="aviary")
 class TFBertForMaskedLM(TFBertPreTrainedModel):
     """BERT with the masked-language-modelling head."""
 
+    tied_weights = TIED_LM_DECODER
+
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        self.bert = TFBertModel(self.config, add_pooling_layer=False, name="bert")
+        self.bert = self.base_model_class(
+            self.config, add_pooling_layer=self.pooler_in_every_head, name="bert"
+        )
         self.cls = TFBertOnlyMLMHead(self.config, name="cls")
 
     @unpack_inputs
@@ -790,30 +827,22 @@ class TFBertForMaskedLM(TFBertPreTrainedModel):
         labels=None,
         training=False,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_mask=encoder_attention_mask,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.cls(outputs.last_hidden_state, word_embeddings=_word_embeddings(self.bert))
         loss = masked_lm_loss(logits, labels) if labels is not None else None
-        output = TFMaskedLMOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return finish_output(output, return_dict)
+        return self.head_output(TFMaskedLMOutput, outputs, return_dict, loss=loss, logits=logits)
 
 
 @keras.saving.register_keras_serializable(package="aviary")
@@ -823,7 +852,7 @@ class TFBertForNextSentencePrediction(TFBertPreTrainedModel):
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        self.bert = TFBertModel(self.config, name="bert")
+        self.bert = self.base_model_class(self.config, name="bert")
         self.cls = TFBertOnlyNSPHead(self.config, name="cls")
 
     @unpack_inputs
@@ -841,30 +870,24 @@ class TFBertForNextSentencePrediction(TFBertPreTrainedModel):
         next_sentence_label=None,
         training=False,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.cls(outputs.pooler_output)
         loss = None
         if next_sentence_label is not None:
             loss = classification_loss(logits, next_sentence_label)
-        output = TFNextSentencePredictorOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+        return self.head_output(
+            TFNextSentencePredictorOutput, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)
 
 
 @keras.saving.register_keras_serializable(package="aviary")
@@ -875,12 +898,9 @@ class TFBertForSequenceClassification(TFBertPreTrainedModel):
         super().__init__(config, **kwargs)
         config = self.config
         self.num_labels = config.num_labels
-        self.bert = TFBertModel(config, name="bert")
-        dropout = config.classifier_dropout
-        self.dropout = keras.layers.Dropout(
-            config.hidden_dropout_prob if dropout is None else dropout
-        )
-        self.classifier = _dense(config.num_labels, config, "classifier")
+        self.bert = self.base_model_class(config, name="bert")
+        self.dropout = classifier_dropout(config)
+        self.classifier = dense(config.num_labels, config, "classifier")
 
     @unpack_inputs
     def call(
@@ -897,32 +917,24 @@ class TFBertForSequenceClassification(TFBertPreTrainedModel):
         labels=None,
         training=False,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output))
-        loss = (
-            sequence_classification_loss(logits, labels, self.config)
-            if labels is not None
-            else None
+        loss = None
+        if labels is not None:
+            loss = sequence_classification_loss(logits, labels, self.config)
+        return self.head_output(
+            TFSequenceClassifierOutput, outputs, return_dict, loss=loss, logits=logits
         )
-        output = TFSequenceClassifierOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return finish_output(output, return_dict)
 
 
 @keras.saving.register_keras_serializable(package="aviary")
@@ -932,12 +944,12 @@ class TFBertForMultipleChoice(TFBertPreTrainedModel):
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
         config = self.config
-        self.bert = TFBertModel(config, name="bert")
-        dropout = config.classifier_dropout
-        self.dropout = keras.layers.Dropout(
-            config.hidden_dropout_prob if dropout is None else dropout
-        )
-        self.classifier = _dense(1, config, "classifier")
+        self.bert = self.base_model_class(config, name="bert")
+        self.dropout = self.choice_dropout()
+        self.classifier = dense(1, config, "classifier")
+
+    def choice_dropout(self) -> keras.layers.Dropout:
+        return classifier_dropout(self.config)
 
     def dummy_inputs(self) -> dict[str, tf.Tensor]:
         return {"input_ids": tf.constant([[[1, 2, 3], [3, 2, 1]]], dtype=tf.int32)}
@@ -957,7 +969,6 @@ class TFBertForMultipleChoice(TFBertPreTrainedModel):
         labels=None,
         training=False,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if input_ids is not None:
             checks.check_rank("input_ids", input_ids.shape, (3,))
             num_choices = shape_list(input_ids)[1]
@@ -969,27 +980,22 @@ class TFBertForMultipleChoice(TFBertPreTrainedModel):
             return None if x is None else tf.reshape(x, (-1, *shape_list(x)[2:]))
 
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=flat(input_ids),
-                attention_mask=flat(attention_mask),
-                token_type_ids=flat(token_type_ids),
-                position_ids=flat(position_ids),
-                head_mask=head_mask,
-                inputs_embeds=flat(inputs_embeds),
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            flat(input_ids),
+            flat(attention_mask),
+            flat(token_type_ids),
+            flat(position_ids),
+            head_mask,
+            flat(inputs_embeds),
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output))
         logits = tf.reshape(logits, (-1, num_choices))
         loss = classification_loss(logits, labels) if labels is not None else None
-        output = TFMultipleChoiceModelOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+        return self.head_output(
+            TFMultipleChoiceModelOutput, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)
 
 
 @keras.saving.register_keras_serializable(package="aviary")
@@ -1000,12 +1006,11 @@ class TFBertForTokenClassification(TFBertPreTrainedModel):
         super().__init__(config, **kwargs)
         config = self.config
         self.num_labels = config.num_labels
-        self.bert = TFBertModel(config, add_pooling_layer=False, name="bert")
-        dropout = config.classifier_dropout
-        self.dropout = keras.layers.Dropout(
-            config.hidden_dropout_prob if dropout is None else dropout
+        self.bert = self.base_model_class(
+            config, add_pooling_layer=self.pooler_in_every_head, name="bert"
         )
-        self.classifier = _dense(config.num_labels, config, "classifier")
+        self.dropout = classifier_dropout(config)
+        self.classifier = dense(config.num_labels, config, "classifier")
 
     @unpack_inputs
     def call(
@@ -1022,28 +1027,22 @@ class TFBertForTokenClassification(TFBertPreTrainedModel):
         labels=None,
         training=False,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = token_classification_loss(logits, labels) if labels is not None else None
-        output = TFTokenClassifierOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+        return self.head_output(
+            TFTokenClassifierOutput, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)
 
 
 @keras.saving.register_keras_serializable(package="aviary")
@@ -1052,8 +1051,8 @@ class TFBertForQuestionAnswering(TFBertPreTrainedModel):
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        self.bert = TFBertModel(self.config, add_pooling_layer=False, name="bert")
-        self.qa_outputs = _dense(2, self.config, "qa_outputs")
+        self.bert = self.base_model_class(self.config, add_pooling_layer=False, name="bert")
+        self.qa_outputs = dense(2, self.config, "qa_outputs")
 
     @unpack_inputs
     def call(
@@ -1071,29 +1070,27 @@ class TFBertForQuestionAnswering(TFBertPreTrainedModel):
         end_positions=None,
         training=False,
     ):
-        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.bert(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            )
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, L, 2]
         start_logits, end_logits = tf.unstack(logits, axis=-1)
         loss = None
         if start_positions is not None and end_positions is not None:
             loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        output = TFQuestionAnsweringModelOutput(
+        return self.head_output(
+            TFQuestionAnsweringModelOutput,
+            outputs,
+            return_dict,
             loss=loss,
             start_logits=start_logits,
             end_logits=end_logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
         )
-        return finish_output(output, return_dict)

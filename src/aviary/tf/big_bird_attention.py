@@ -11,8 +11,9 @@ attention from them:
   concatenated band, one batched matmul gives the context. A key block listed twice (the
   reference's eval plan lists block 0 `1 + r` times) is counted twice, as in the reference.
 
-Masking follows the reference: `-10000` is added to the scores of padding keys and of the slots the
-plan marks invalid; the context of padding queries is multiplied by 0. There is no dropout on the
+Masking follows the reference: `MASK_PENALTY` (-10000) is added to the scores of padding keys and of
+the slots the plan marks invalid (`AttentionPlan.slot_penalty`); the context of padding queries is
+multiplied by 0. There is no dropout on the
 attention probabilities in block-sparse mode (as the reference and the original code).
 
 The plan depends only on static shapes and the policy, so its index arrays enter a `tf.function`
@@ -28,14 +29,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
-from aviary.core.block_sparse import AttentionPlan
+from aviary.core.block_sparse import MASK_PENALTY, AttentionPlan, BlockSparseController
 from aviary.tf.modeling_utils import shape_list
-
-# The reference's additive penalty for masked keys in block-sparse mode (full attention uses the
-# dtype's minimum instead). In float32, exp(score - 10000) is exactly 0 next to any kept key.
-MASK_PENALTY = -10000.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,7 +41,7 @@ class BlockSparseIndices:
     """One call's plan as tensors, shared by every layer.
 
     `key_blocks`: int32 `[layers, N, n-2, S]`, the key block of every slot;
-    `slot_penalty`: `[n-2, S]`, `MASK_PENALTY` on the slots the plan marks invalid, else 0.
+    `slot_penalty`: `[n-2, S]`, the plan's `slot_penalty` (`MASK_PENALTY` on invalid slots).
     """
 
     plan: AttentionPlan
@@ -60,13 +58,48 @@ class BlockSparseIndices:
             raise ValueError("a full-attention plan has no blocks")
         if key_blocks is None:
             key_blocks = tf.constant(plan.key_blocks, dtype=tf.int32)
-        valid = tf.constant(plan.key_block_valid)
-        slot_penalty = tf.cast(tf.logical_not(valid), dtype) * MASK_PENALTY
-        return cls(plan, key_blocks, slot_penalty)
+        return cls(plan, key_blocks, tf.constant(plan.slot_penalty, dtype=dtype))
+
+    @classmethod
+    def for_call(
+        cls,
+        controller: BlockSparseController,
+        plan: AttentionPlan,
+        training: bool,
+        dtype: tf.DType,
+    ) -> BlockSparseIndices:
+        """The call's plan as tensors: constants eagerly and for the plans that depend only on
+        shapes; under the "resample" policy inside a `tf.function`, random blocks drawn afresh
+        from `controller` at every run (which XLA cannot compile)."""
+        key_blocks = None
+        if controller.policy == "resample" and not tf.executing_eagerly():
+            if _in_xla_context():
+                raise ValueError(
+                    "the 'resample' block-sparse policy draws its random blocks with numpy at "
+                    "every step, which XLA cannot compile: use jit_compile=False, or the "
+                    "'fixed' or 'reference' policy"
+                )
+
+            def draw() -> np.ndarray:
+                return controller.plan(plan.seq_len, training=training).key_blocks
+
+            key_blocks = tf.numpy_function(draw, [], tf.int32, stateful=True)
+            key_blocks.set_shape(plan.key_blocks.shape)
+        return cls.from_plan(plan, dtype, key_blocks)
 
     @property
     def block_size(self) -> int:
         return self.plan.block_size
+
+
+def _in_xla_context() -> bool:
+    """Whether the function being traced is compiled with XLA (`jit_compile=True`)."""
+    try:
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # pragma: no cover - a TF without the internal module
+        return False
+    graph = tf.compat.v1.get_default_graph()
+    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
 
 
 def _softmax(scores: tf.Tensor) -> tf.Tensor:

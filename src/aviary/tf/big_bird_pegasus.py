@@ -9,12 +9,13 @@ the encoder, the decoder and (tied) the LM head, and scaled by sqrt(d_model) (`s
 each stack has its own learned position table, starting at position 0.
 
 The encoder's self-attention is BigBird's (`aviary.tf.big_bird.TFBigBirdSelfAttention`). As in
-`TFBigBirdModel`, the encoder decides once per call, through
-`aviary.core.block_sparse.plan_for_config`, whether the call runs block-sparse (padding the input
-to a multiple of `block_size` with embedded pad tokens) or full attention (inputs of at most
-`(5 + 2 r) * block_size` tokens), and never rewrites its layers. The plan depends only on the
-(static) encoder length, the policy and the `training` flag, so under `tf.function` it is made
-while tracing. Deviations from the reference library, on purpose (as `aviary.pt.big_bird_pegasus`):
+`TFBigBirdModel`, the encoder's `aviary.core.block_sparse.BlockSparseController`
+(`encoder.block_sparse`) decides once per call whether the call runs block-sparse (padding the
+input to a multiple of `block_size` with embedded pad tokens) or full attention (inputs of at most
+`(5 + 2 r) * block_size` tokens), and the encoder never rewrites its layers. The plan depends only
+on the (static) encoder length, the policy and the `training` flag, so under `tf.function` it is
+made while tracing. Deviations from the reference library, on purpose (as
+`aviary.pt.big_bird_pegasus`):
 
 * the reference's encoder ignores the attention mask after falling back to full attention on a
   short input; aviary honours it, so padded and unpadded inputs give the same outputs on the real
@@ -39,10 +40,10 @@ import numpy as np
 import tensorflow as tf
 
 from aviary.core import checks
-from aviary.core.block_sparse import AttentionPlan, check_policy, plan_for_config
-from aviary.core.configs import ATTENTION_TYPES, BigBirdPegasusConfig
+from aviary.core.block_sparse import AttentionPlan, BlockSparseController, unpad_outputs
+from aviary.core.configs import BigBirdPegasusConfig
 from aviary.core.generation import GenerationConfig
-from aviary.core.outputs import ModelOutput
+from aviary.core.outputs import ModelOutput, resolve_output_flags, resolve_return_dict
 from aviary.tf.big_bird import BlockSparseInputs, TFBigBirdSelfAttention
 from aviary.tf.big_bird_attention import BlockSparseIndices
 from aviary.tf.generation import TFGenerationMixin
@@ -52,11 +53,12 @@ from aviary.tf.modeling_utils import (
     TFCausalLMOutputWithCrossAttentions,
     TFPreTrainedModel,
     check_ids,
+    dense,
     expand_head_mask,
     extended_attention_mask,
-    finish_output,
     get_activation,
     masked_lm_loss,
+    python_bool,
     sequence_classification_loss,
     shape_list,
     span_loss,
@@ -76,15 +78,6 @@ TFSeq2SeqQuestionAnsweringModelOutput = tf_output_class("Seq2SeqQuestionAnswerin
 
 # The reference builds every BigBirdPegasus LayerNorm with the framework default (no config field).
 LAYER_NORM_EPS = 1e-5
-
-
-def _dense(units: int, config: BigBirdPegasusConfig, name: str, use_bias: bool = True):
-    return keras.layers.Dense(
-        units,
-        use_bias=use_bias,
-        kernel_initializer=keras.initializers.RandomNormal(stddev=config.init_std),
-        name=name,
-    )
 
 
 def _layer_norm(name: str) -> keras.layers.LayerNormalization:
@@ -164,13 +157,9 @@ class TFBigBirdPegasusEncoderAttention(LazyBuildLayer):
 
     def __init__(self, config: BigBirdPegasusConfig, layer_index: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
-        # TFBigBirdSelfAttention initialises from `initializer_range`, BigBirdPegasus calls it
-        # `init_std`.
-        self.self = TFBigBirdSelfAttention(
-            config.copy(initializer_range=config.init_std), layer_index, name="self"
-        )
+        self.self = TFBigBirdSelfAttention(config, layer_index=layer_index, name="self")
         # Keras reserves the attribute `output`; the layer keeps the checkpoint name "output".
-        self.output_layer = _dense(config.d_model, config, "output", use_bias=config.use_bias)
+        self.output_layer = dense(config.d_model, config, "output", use_bias=config.use_bias)
 
     def call(
         self,
@@ -213,7 +202,7 @@ class TFBigBirdPegasusDecoderAttention(LazyBuildLayer):
         self.head_dim = embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
 
-        def dense(name: str) -> keras.layers.Dense:
+        def projection(name: str) -> keras.layers.Dense:
             return keras.layers.Dense(
                 embed_dim,
                 use_bias=bias,
@@ -221,10 +210,10 @@ class TFBigBirdPegasusDecoderAttention(LazyBuildLayer):
                 name=name,
             )
 
-        self.k_proj = dense("k_proj")
-        self.v_proj = dense("v_proj")
-        self.q_proj = dense("q_proj")
-        self.out_proj = dense("out_proj")
+        self.k_proj = projection("k_proj")
+        self.v_proj = projection("v_proj")
+        self.q_proj = projection("q_proj")
+        self.out_proj = projection("out_proj")
         self.dropout = keras.layers.Dropout(dropout)
 
     def split_heads(self, x: tf.Tensor) -> tf.Tensor:
@@ -281,8 +270,8 @@ class TFBigBirdPegasusEncoderLayer(LazyBuildLayer):
         self.self_attn_layer_norm = _layer_norm("self_attn_layer_norm")
         self.dropout = keras.layers.Dropout(config.dropout)
         self.activation_fn = get_activation(config.activation_function)
-        self.fc1 = _dense(config.encoder_ffn_dim, config, "fc1")
-        self.fc2 = _dense(self.embed_dim, config, "fc2")
+        self.fc1 = dense(config.encoder_ffn_dim, config, "fc1")
+        self.fc2 = dense(self.embed_dim, config, "fc2")
         self.final_layer_norm = _layer_norm("final_layer_norm")
 
     def call(
@@ -341,8 +330,8 @@ class TFBigBirdPegasusDecoderLayer(LazyBuildLayer):
             name="encoder_attn",
         )
         self.encoder_attn_layer_norm = _layer_norm("encoder_attn_layer_norm")
-        self.fc1 = _dense(config.decoder_ffn_dim, config, "fc1")
-        self.fc2 = _dense(self.embed_dim, config, "fc2")
+        self.fc1 = dense(config.decoder_ffn_dim, config, "fc1")
+        self.fc2 = dense(self.embed_dim, config, "fc2")
         self.final_layer_norm = _layer_norm("final_layer_norm")
 
     def call(
@@ -422,11 +411,6 @@ class TFBigBirdPegasusPreTrainedModel(TFPreTrainedModel):
     config_class = BigBirdPegasusConfig
     base_model_prefix = "model"
 
-    def _base_model(self):
-        # A method, not a property as in PyTorch: Keras's `.keras` saving walks the attributes,
-        # and one that returns the model itself would send it round in circles.
-        return getattr(self, self.base_model_prefix, self)
-
     def get_encoder(self) -> TFBigBirdPegasusEncoder:
         encoder = getattr(self._base_model(), "encoder", None)
         if encoder is None:
@@ -437,20 +421,22 @@ class TFBigBirdPegasusPreTrainedModel(TFPreTrainedModel):
         return self._base_model().decoder
 
     def build_with_dummies(self) -> None:
-        # The dummy call is short, so it runs full attention: that is no news to warn about.
+        # The dummy call is short, so it runs full attention anyway: planning it would only warn.
         encoder = getattr(self._base_model(), "encoder", None)
-        if encoder is not None:
-            encoder.plan_warnings = False
+        if encoder is None:  # the decoder-only model
+            return super().build_with_dummies()
+        controller = encoder.block_sparse
+        attention_type = controller.attention_type
+        controller.attention_type = "original_full"
         try:
             super().build_with_dummies()
         finally:
-            if encoder is not None:
-                encoder.plan_warnings = True
+            controller.attention_type = attention_type
 
     def set_attention_type(self, attention_type: str) -> None:
         """Choose `"block_sparse"` or `"original_full"` encoder attention for later calls (the
         config is left as it is). Block-sparse calls still use full attention on short inputs."""
-        self.get_encoder().set_attention_type(attention_type)
+        self.get_encoder().block_sparse.set_attention_type(attention_type)
         self._forget_traced_functions()
 
     def set_block_sparse_policy(
@@ -458,33 +444,13 @@ class TFBigBirdPegasusPreTrainedModel(TFPreTrainedModel):
     ) -> None:
         """Choose how block-sparse encoder calls draw their random key blocks: `"reference"`
         (default), `"fixed"` or `"resample"` (from `rng`); see `aviary.core.block_sparse`."""
-        self.get_encoder().set_block_sparse_policy(policy, rng)
+        self.get_encoder().block_sparse.set_policy(policy, rng)
         self.supports_jit = policy != "resample"  # numpy draws at every step: no XLA
         self._forget_traced_functions()
-
-    def _forget_traced_functions(self) -> None:
-        # Keras traces `fit` / `evaluate` / `predict` once; their graphs hold the old plan.
-        self.train_function = self.test_function = self.predict_function = None
 
 
 def _embed_scale(config: BigBirdPegasusConfig) -> float:
     return math.sqrt(config.d_model) if config.scale_embedding else 1.0
-
-
-def _flag(value, default: bool) -> bool:
-    return default if value is None else value
-
-
-def _python_bool(name: str, value) -> bool:
-    """`training` decides the plan, so it must be known while tracing."""
-    if isinstance(value, tf.Tensor):
-        if not tf.executing_eagerly():
-            raise ValueError(
-                f"BigBirdPegasus needs {name} as a Python bool (it chooses the block-sparse plan "
-                "while tracing), got a symbolic tensor"
-            )
-        value = value.numpy()
-    return bool(value)
 
 
 def _word_embedding(config: BigBirdPegasusConfig, name: str) -> TFBigBirdPegasusScaledWordEmbedding:
@@ -527,44 +493,9 @@ class TFBigBirdPegasusEncoder(LazyBuildLayer):
             for i in range(config.encoder_layers)
         ]
         self.layernorm_embedding = _layer_norm("layernorm_embedding")
-        self.attention_type = config.attention_type
-        self.block_sparse_policy = "reference"
-        self.block_sparse_rng: np.random.Generator | None = None
-        self.plan_warnings = True  # off while the dummy call builds the variables
-
-    def set_attention_type(self, attention_type: str) -> None:
-        if attention_type not in ATTENTION_TYPES:
-            raise ValueError(
-                f"attention_type={attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}"
-            )
-        self.attention_type = attention_type
-
-    def set_block_sparse_policy(
-        self, policy: str = "reference", rng: np.random.Generator | None = None
-    ) -> None:
-        check_policy(policy, rng)
-        self.block_sparse_policy = policy
-        self.block_sparse_rng = rng
-
-    def plan(self, seq_len: int, training: bool = False) -> AttentionPlan | None:
-        """The block-sparse plan of a call on `seq_len` tokens, or None for full attention."""
-        if self.attention_type != "block_sparse":
-            return None
-        if not isinstance(seq_len, int):
-            raise ValueError(
-                "block-sparse attention plans from the encoder length, which must be known while "
-                "tracing: give the input a static length (for example "
-                "tf.TensorSpec([None, 4096], tf.int32)) or use attention_type='original_full'"
-            )
-        plan = plan_for_config(
-            self.config,
-            seq_len,
-            training=training,
-            policy=self.block_sparse_policy,
-            rng=self.block_sparse_rng,
-            warn=self.plan_warnings,
-        )
-        return plan if plan.use_block_sparse else None
+        # Attention type, random-block policy and the plan of each call (an encoder: block-sparse
+        # attention is allowed).
+        self.block_sparse = BlockSparseController(config, decoder=False)
 
     def _block_sparse_indices(
         self, plan: AttentionPlan, training: bool, dtype: tf.DType
@@ -572,10 +503,10 @@ class TFBigBirdPegasusEncoder(LazyBuildLayer):
         """The plan as tensors: constants, except "resample" inside a `tf.function`, which draws
         a fresh plan at every run (as `TFBigBirdModel`)."""
         key_blocks = None
-        if self.block_sparse_policy == "resample" and not tf.executing_eagerly():
+        if self.block_sparse.policy == "resample" and not tf.executing_eagerly():
 
             def draw() -> np.ndarray:
-                return self.plan(plan.seq_len, training).key_blocks
+                return self.block_sparse.plan(plan.seq_len, training=training).key_blocks
 
             key_blocks = tf.numpy_function(draw, [], tf.int32, stateful=True)
             key_blocks.set_shape(plan.key_blocks.shape)
@@ -593,10 +524,10 @@ class TFBigBirdPegasusEncoder(LazyBuildLayer):
         training=False,
     ):
         config = self.config
-        output_attentions = _flag(output_attentions, config.output_attentions)
-        output_hidden_states = _flag(output_hidden_states, config.output_hidden_states)
-        return_dict = _flag(return_dict, config.use_return_dict)
-        training = _python_bool("training", training)
+        output_attentions, output_hidden_states = resolve_output_flags(
+            config, output_attentions, output_hidden_states
+        )
+        training = python_bool("training", training)
 
         checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
         if input_ids is not None:
@@ -617,8 +548,15 @@ class TFBigBirdPegasusEncoder(LazyBuildLayer):
             head_mask, len(self.layers), config.encoder_attention_heads, dtype
         )
 
-        # One plan for every layer of this call (None: full attention, with the mask honoured).
-        plan = self.plan(length, training)
+        # One plan for every layer of this call (None: full attention, with the mask honoured),
+        # made while tracing: a block-sparse call needs a static length.
+        if self.block_sparse.attention_type == "block_sparse" and not isinstance(length, int):
+            raise ValueError(
+                "block-sparse attention plans from the encoder length, which must be known while "
+                "tracing: give the input a static length (for example "
+                "tf.TensorSpec([None, 4096], tf.int32)) or use attention_type='original_full'"
+            )
+        plan = self.block_sparse.plan(length, training=training)
         block_sparse = None
         extended_mask = None
         if plan is not None:
@@ -628,7 +566,7 @@ class TFBigBirdPegasusEncoder(LazyBuildLayer):
                 else tf.cast(attention_mask, dtype)
             )
             if plan.pad_length:
-                hidden_states, key_keep = self._pad(hidden_states, key_keep, plan)
+                hidden_states, key_keep = self.pad(hidden_states, key_keep, plan)
             indices = self._block_sparse_indices(plan, training, dtype)
             block_sparse = BlockSparseInputs(indices, key_keep)  # key_keep: [B, padded S]
         elif attention_mask is not None:
@@ -656,23 +594,18 @@ class TFBigBirdPegasusEncoder(LazyBuildLayer):
         if output_hidden_states:
             all_hidden_states = (*all_hidden_states, hidden_states)
 
-        if plan is not None and plan.pad_length:
-            # Every per-token output goes back to the input length.
-            hidden_states = hidden_states[:, :length]
-            if all_hidden_states is not None:
-                all_hidden_states = tuple(h[:, :length] for h in all_hidden_states)
-            if all_attentions is not None:
-                all_attentions = tuple(
-                    None if a is None else a[:, :, :length, :length] for a in all_attentions
-                )
+        # Every per-token output goes back to the input length.
+        hidden_states, all_hidden_states, all_attentions = unpad_outputs(
+            plan, hidden_states, all_hidden_states, all_attentions
+        )
         output = TFBaseModelOutput(
             last_hidden_state=hidden_states,
             hidden_states=all_hidden_states,
             attentions=all_attentions,
         )
-        return finish_output(output, return_dict)
+        return output if resolve_return_dict(config, return_dict) else output.to_tuple()
 
-    def _pad(
+    def pad(
         self, hidden_states: tf.Tensor, key_keep: tf.Tensor, plan: AttentionPlan
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Append `plan.pad_length` embedded pad tokens (word embedding only, no position, as the
@@ -730,11 +663,11 @@ class TFBigBirdPegasusDecoder(LazyBuildLayer):
         training=False,
     ):
         config = self.config
-        output_attentions = _flag(output_attentions, config.output_attentions)
-        output_hidden_states = _flag(output_hidden_states, config.output_hidden_states)
-        return_dict = _flag(return_dict, config.use_return_dict)
-        use_cache = _flag(use_cache, config.use_cache)
-        training = _python_bool("training", training)
+        output_attentions, output_hidden_states = resolve_output_flags(
+            config, output_attentions, output_hidden_states
+        )
+        use_cache = config.use_cache if use_cache is None else use_cache
+        training = python_bool("training", training)
 
         checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
         if input_ids is not None:
@@ -821,7 +754,7 @@ class TFBigBirdPegasusDecoder(LazyBuildLayer):
             attentions=all_attentions,
             cross_attentions=all_cross_attentions,
         )
-        return finish_output(output, return_dict)
+        return output if resolve_return_dict(config, return_dict) else output.to_tuple()
 
 
 def _as_encoder_output(encoder_outputs) -> ModelOutput:
@@ -875,7 +808,6 @@ class TFBigBirdPegasusModel(TFBigBirdPegasusPreTrainedModel):
         training=False,
     ):
         config = self.config
-        return_dict = _flag(return_dict, config.use_return_dict)
         if not self.shared.built:
             # Built here, in the model's scope, so its variable is `shared` (`model.shared.weight`)
             # although the encoder and the decoder call it.
@@ -921,35 +853,19 @@ class TFBigBirdPegasusModel(TFBigBirdPegasusPreTrainedModel):
             return_dict=True,
             training=training,
         )
-        output = TFSeq2SeqModelOutput(
+        return self.head_output(
+            TFSeq2SeqModelOutput,
+            None,
+            return_dict,
             last_hidden_state=decoder_outputs.last_hidden_state,
             past_key_values=decoder_outputs.past_key_values,
+            cross_attentions=decoder_outputs.cross_attentions,
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
-            cross_attentions=decoder_outputs.cross_attentions,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
         )
-        return finish_output(output, return_dict)
-
-
-def _base_inputs(**kwargs):
-    """The arguments every head passes through to `TFBigBirdPegasusModel`, as an output object."""
-    return {**kwargs, "return_dict": True}
-
-
-def _seq2seq_fields(outputs: ModelOutput) -> dict:
-    """The fields every seq2seq head output copies from the model output."""
-    return {
-        "past_key_values": outputs.past_key_values,
-        "decoder_hidden_states": outputs.decoder_hidden_states,
-        "decoder_attentions": outputs.decoder_attentions,
-        "cross_attentions": outputs.cross_attentions,
-        "encoder_last_hidden_state": outputs.encoder_last_hidden_state,
-        "encoder_hidden_states": outputs.encoder_hidden_states,
-        "encoder_attentions": outputs.encoder_attentions,
-    }
 
 
 def _lm_logits(lm_head, embed_tokens, hidden_states: tf.Tensor) -> tf.Tensor:
@@ -974,7 +890,7 @@ class TFBigBirdPegasusForConditionalGeneration(TFGenerationMixin, TFBigBirdPegas
         self.lm_head = (
             None
             if config.tie_word_embeddings
-            else _dense(config.vocab_size, config, "lm_head", use_bias=False)
+            else dense(config.vocab_size, config, "lm_head", use_bias=False)
         )
         self.generation_config = GenerationConfig.from_model_config(config)
 
@@ -1018,35 +934,34 @@ class TFBigBirdPegasusForConditionalGeneration(TFGenerationMixin, TFBigBirdPegas
         return_dict=None,
         training=False,
     ):
-        return_dict = _flag(return_dict, self.config.use_return_dict)
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         outputs = self.model(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                decoder_attention_mask=decoder_attention_mask,
-                head_mask=head_mask,
-                decoder_head_mask=decoder_head_mask,
-                cross_attn_head_mask=cross_attn_head_mask,
-                encoder_outputs=encoder_outputs,
-                past_key_values=past_key_values,
-                inputs_embeds=inputs_embeds,
-                decoder_inputs_embeds=decoder_inputs_embeds,
-                use_cache=use_cache,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-                training=training,
-            )
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            head_mask=head_mask,
+            decoder_head_mask=decoder_head_mask,
+            cross_attn_head_mask=cross_attn_head_mask,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            training=training,
         )
         lm_logits = _lm_logits(self.lm_head, self.model.shared, outputs.last_hidden_state)
         lm_logits = lm_logits + tf.cast(self.final_logits_bias, lm_logits.dtype)  # [B, T, V]
         loss = masked_lm_loss(lm_logits, labels) if labels is not None else None
-        output = TFSeq2SeqLMOutput(loss=loss, logits=lm_logits, **_seq2seq_fields(outputs))
-        return finish_output(output, return_dict)
+        return self.head_output(
+            TFSeq2SeqLMOutput, outputs, return_dict, loss=loss, logits=lm_logits
+        )
 
 
 @keras.saving.register_keras_serializable(package="aviary")
@@ -1091,7 +1006,6 @@ class TFBigBirdPegasusForSequenceClassification(TFBigBirdPegasusPreTrainedModel)
         return_dict=None,
         training=False,
     ):
-        return_dict = _flag(return_dict, self.config.use_return_dict)
         if input_ids is None:
             # The end-of-sequence positions are read from input_ids.
             raise NotImplementedError(
@@ -1100,22 +1014,21 @@ class TFBigBirdPegasusForSequenceClassification(TFBigBirdPegasusPreTrainedModel)
         if labels is not None:
             use_cache = False
         outputs = self.model(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                decoder_attention_mask=decoder_attention_mask,
-                head_mask=head_mask,
-                decoder_head_mask=decoder_head_mask,
-                cross_attn_head_mask=cross_attn_head_mask,
-                encoder_outputs=encoder_outputs,
-                inputs_embeds=inputs_embeds,
-                decoder_inputs_embeds=decoder_inputs_embeds,
-                use_cache=use_cache,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-                training=training,
-            )
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            head_mask=head_mask,
+            decoder_head_mask=decoder_head_mask,
+            cross_attn_head_mask=cross_attn_head_mask,
+            encoder_outputs=encoder_outputs,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            training=training,
         )
         hidden_states = outputs.last_hidden_state  # [B, T, H]
         sentence_representation = self._last_eos_states(input_ids, hidden_states)  # [B, H]
@@ -1125,10 +1038,9 @@ class TFBigBirdPegasusForSequenceClassification(TFBigBirdPegasusPreTrainedModel)
             if labels is not None
             else None
         )
-        output = TFSeq2SeqSequenceClassifierOutput(
-            loss=loss, logits=logits, **_seq2seq_fields(outputs)
+        return self.head_output(
+            TFSeq2SeqSequenceClassifierOutput, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)
 
     def _last_eos_states(self, input_ids: tf.Tensor, hidden_states: tf.Tensor) -> tf.Tensor:
         """The decoder state at the last `eos_token_id` of each row of `input_ids`; every row
@@ -1175,7 +1087,7 @@ class TFBigBirdPegasusForQuestionAnswering(TFBigBirdPegasusPreTrainedModel):
         super().__init__(config, **kwargs)
         config = self.config
         self.model = TFBigBirdPegasusModel(config, name="model")
-        self.qa_outputs = _dense(2, config, "qa_outputs")
+        self.qa_outputs = dense(2, config, "qa_outputs")
 
     @unpack_inputs
     def call(
@@ -1198,39 +1110,38 @@ class TFBigBirdPegasusForQuestionAnswering(TFBigBirdPegasusPreTrainedModel):
         return_dict=None,
         training=False,
     ):
-        return_dict = _flag(return_dict, self.config.use_return_dict)
         if start_positions is not None and end_positions is not None:
             use_cache = False
         outputs = self.model(
-            **_base_inputs(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                decoder_attention_mask=decoder_attention_mask,
-                head_mask=head_mask,
-                decoder_head_mask=decoder_head_mask,
-                cross_attn_head_mask=cross_attn_head_mask,
-                encoder_outputs=encoder_outputs,
-                inputs_embeds=inputs_embeds,
-                decoder_inputs_embeds=decoder_inputs_embeds,
-                use_cache=use_cache,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-                training=training,
-            )
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            head_mask=head_mask,
+            decoder_head_mask=decoder_head_mask,
+            cross_attn_head_mask=cross_attn_head_mask,
+            encoder_outputs=encoder_outputs,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            training=training,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, T, 2]
         start_logits, end_logits = tf.unstack(logits, axis=-1)
         loss = None
         if start_positions is not None and end_positions is not None:
             loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        output = TFSeq2SeqQuestionAnsweringModelOutput(
+        return self.head_output(
+            TFSeq2SeqQuestionAnsweringModelOutput,
+            outputs,
+            return_dict,
             loss=loss,
             start_logits=start_logits,
             end_logits=end_logits,
-            **_seq2seq_fields(outputs),
         )
-        return finish_output(output, return_dict)
 
 
 class TFBigBirdPegasusDecoderWrapper(LazyBuildLayer):
@@ -1290,7 +1201,7 @@ class TFBigBirdPegasusForCausalLM(TFGenerationMixin, TFBigBirdPegasusPreTrainedM
         self.lm_head = (
             None
             if config.tie_word_embeddings
-            else _dense(config.vocab_size, config, "lm_head", use_bias=False)
+            else dense(config.vocab_size, config, "lm_head", use_bias=False)
         )
         self.generation_config = GenerationConfig.from_model_config(config)
 
@@ -1322,7 +1233,6 @@ class TFBigBirdPegasusForCausalLM(TFGenerationMixin, TFBigBirdPegasusPreTrainedM
         return_dict=None,
         training=False,
     ):
-        return_dict = _flag(return_dict, self.config.use_return_dict)
         # Through the wrapper (not `self.model.decoder`), so the variables are `model/decoder/*`.
         outputs = self.model(
             input_ids=input_ids,
@@ -1345,12 +1255,6 @@ class TFBigBirdPegasusForCausalLM(TFGenerationMixin, TFBigBirdPegasusPreTrainedM
         # As the reference: labels are compared position by position with the logits (not
         # shifted here), so pass the next tokens as labels.
         loss = masked_lm_loss(logits, labels) if labels is not None else None
-        output = TFCausalLMOutputWithCrossAttentions(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            cross_attentions=outputs.cross_attentions,
+        return self.head_output(
+            TFCausalLMOutputWithCrossAttentions, outputs, return_dict, loss=loss, logits=logits
         )
-        return finish_output(output, return_dict)

@@ -16,34 +16,21 @@ Shapes: B batch · K beams · P prompt length · T current length · V vocabular
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from aviary.core.generation import GENERATION_CONFIG_NAME, BeamSearchScorer, GenerationConfig
+from aviary.core.generation import (
+    BeamSearchScorer,
+    GenerationConfig,
+    GenerationConfigMixin,
+    resolve_generation_settings,
+)
 
 
-class TFGenerationMixin:
+class TFGenerationMixin(GenerationConfigMixin):
     """`generate()` for Keras models with a language-modelling head (greedy and beams)."""
-
-    generation_config: GenerationConfig
-
-    # -- checkpoints: generation_config.json travels with the model ------------------------------
-    @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, *args: Any, **kwargs: Any):
-        result = super().from_pretrained(folder, *args, **kwargs)
-        model = result[0] if isinstance(result, tuple) else result
-        if (Path(folder) / GENERATION_CONFIG_NAME).is_file():
-            model.generation_config = GenerationConfig.from_pretrained(folder)
-        return result
-
-    def save_pretrained(self, folder: str | os.PathLike, **kwargs: Any) -> Path:
-        folder = super().save_pretrained(folder, **kwargs)
-        self.generation_config.save_pretrained(folder)
-        return folder
 
     # -- the cache ------------------------------------------------------------------------------
     def reorder_cache(self, past_key_values: tuple, beam_idx: tf.Tensor) -> tuple:
@@ -68,46 +55,20 @@ class TFGenerationMixin:
         input_ids: tf.Tensor | np.ndarray | None = None,
         attention_mask: tf.Tensor | np.ndarray | None = None,
         *,
-        max_new_tokens: int | None = None,
-        max_length: int | None = None,
-        min_length: int | None = None,
-        num_beams: int | None = None,
-        num_return_sequences: int | None = None,
-        length_penalty: float | None = None,
-        early_stopping: bool | str | None = None,
-        decoder_start_token_id: int | None = None,
-        bos_token_id: int | None = None,
-        eos_token_id: int | list[int] | None = None,
-        pad_token_id: int | None = None,
-        use_cache: bool | None = None,
-        do_sample: bool | None = None,
         generation_config: GenerationConfig | None = None,
         encoder_outputs: Any = None,
+        **settings: Any,
     ) -> tf.Tensor:
         """Generate token ids: greedy (`num_beams=1`) or beam search.
 
-        Settings not given here come from `generation_config` (default: the model's, built from
-        its config and `generation_config.json`). Returns int64 `[B * num_return_sequences, T]`:
-        for an encoder-decoder the decoder sequences, starting with `decoder_start_token_id`;
-        for a decoder-only model the prompt followed by the new tokens. A sequence that ended
-        with `eos_token_id` is padded with `pad_token_id`.
+        `settings` (`max_new_tokens`, `num_beams`, `eos_token_id`, ...) override
+        `generation_config` (default: the model's, built from its config and
+        `generation_config.json`); see `resolve_generation_settings`. Returns int64
+        `[B * num_return_sequences, T]`: for an encoder-decoder the decoder sequences, starting
+        with `decoder_start_token_id`; for a decoder-only model the prompt followed by the new
+        tokens. A sequence that ended with `eos_token_id` is padded with `pad_token_id`.
         """
-        base = generation_config if generation_config is not None else self.generation_config
-        gen = base.resolve(
-            max_new_tokens=max_new_tokens,
-            max_length=max_length,
-            min_length=min_length,
-            num_beams=num_beams,
-            num_return_sequences=num_return_sequences,
-            length_penalty=length_penalty,
-            early_stopping=early_stopping,
-            decoder_start_token_id=decoder_start_token_id,
-            bos_token_id=bos_token_id,
-            eos_token_id=eos_token_id,
-            pad_token_id=pad_token_id,
-            use_cache=use_cache,
-            do_sample=do_sample,
-        )
+        gen = resolve_generation_settings(self.generation_config, generation_config, **settings)
         sequences, model_kwargs = self._prepare_generation(
             input_ids, attention_mask, encoder_outputs, gen
         )

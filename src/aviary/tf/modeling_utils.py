@@ -26,12 +26,17 @@ from aviary.conversion.checkpoint import (
     match_checkpoint,
     write_checkpoint,
 )
-from aviary.conversion.formats import read_model_weights
+from aviary.conversion.formats import read_model_weights, register_for_conversion
 from aviary.core import checks
 from aviary.core.configs import PretrainedConfig
 from aviary.core.io import atomic_path
 from aviary.core.naming import tf_to_canonical
-from aviary.core.outputs import ModelOutput, output_class
+from aviary.core.outputs import (
+    ModelOutput,
+    head_output,
+    output_class,
+    resolve_return_dict,
+)
 
 # -- activations ---------------------------------------------------------------------------------
 
@@ -118,12 +123,20 @@ TFTokenClassifierOutput = tf_output_class("TokenClassifierOutput")
 TFQuestionAnsweringModelOutput = tf_output_class("QuestionAnsweringModelOutput")
 
 
-def finish_output(output: ModelOutput, return_dict: bool) -> ModelOutput | tuple:
-    """The output object, or its non-None fields as a tuple when `return_dict=False`."""
-    return output if return_dict else output.to_tuple()
-
-
 # -- inputs --------------------------------------------------------------------------------------
+
+
+def python_bool(name: str, value: Any) -> bool:
+    """A call flag that must be known while tracing (BigBird's `training` chooses the
+    block-sparse plan): a Python bool, or an eager tensor."""
+    if isinstance(value, tf.Tensor):
+        if not tf.executing_eagerly():
+            raise ValueError(
+                f"BigBird attention needs {name} as a Python bool (it chooses the block-sparse "
+                "plan while tracing), got a symbolic tensor"
+            )
+        value = value.numpy()
+    return bool(value)
 
 
 def unpack_inputs(call):
@@ -179,6 +192,16 @@ def check_shape(name: str, x: tf.Tensor, expected: tuple[int | None, ...], what:
     shape = static_shape(x)
     if shape is not None and all(d is not None for d in expected):
         checks.check_same_shape(name, shape, expected, what)
+
+
+def check_mask_shape(
+    name: str, mask: tf.Tensor, batch: Any, query_length: Any, key_length: Any
+) -> None:
+    """`checks.check_attention_mask_shape`, where the mask's and every size are known while
+    tracing."""
+    shape = static_shape(mask)
+    if shape is not None and all(isinstance(s, int) for s in (batch, query_length, key_length)):
+        checks.check_attention_mask_shape(shape, batch, query_length, key_length, name)
 
 
 def shape_list(x: tf.Tensor) -> list:
@@ -327,6 +350,41 @@ def span_loss(
 # -- layers --------------------------------------------------------------------------------------
 
 
+def dense(
+    units: int, config: PretrainedConfig, name: str, use_bias: bool = True
+) -> keras.layers.Dense:
+    """A projection initialised as the reference: normal(`initializer_range`) kernel, zero bias."""
+    return keras.layers.Dense(
+        units,
+        use_bias=use_bias,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=config.initializer_range),
+        name=name,
+    )
+
+
+def embedding(rows: int, width: int, config: PretrainedConfig, name: str) -> keras.layers.Embedding:
+    """An embedding table initialised as the reference: normal(`initializer_range`)."""
+    return keras.layers.Embedding(
+        rows,
+        width,
+        embeddings_initializer=keras.initializers.RandomNormal(stddev=config.initializer_range),
+        name=name,
+    )
+
+
+def layer_norm(
+    config: PretrainedConfig, name: str = "LayerNorm"
+) -> keras.layers.LayerNormalization:
+    """A LayerNorm with the config's `layer_norm_eps`."""
+    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name)
+
+
+def classifier_dropout(config: PretrainedConfig) -> keras.layers.Dropout:
+    """Dropout before a classifier: `classifier_dropout`, or `hidden_dropout_prob` when unset."""
+    rate = config.classifier_dropout
+    return keras.layers.Dropout(config.hidden_dropout_prob if rate is None else rate)
+
+
 class LazyBuildLayer(keras.layers.Layer):
     """A layer made of sublayers that create their variables on their first call.
 
@@ -350,13 +408,19 @@ def _strip_model_scope(path: str) -> str:
 class TFPreTrainedModel(keras.Model):
     """Base of every aviary Keras model.
 
-    Subclasses set `config_class` and `base_model_prefix`, and define `dummy_inputs` (a call that
-    creates every variable). Labels travel in the input dictionary and the model computes its own
-    loss, so `compile(optimizer=...)` and `fit(dataset)` train with no loss argument.
+    Subclasses set `config_class`, `base_model_prefix`, `base_model_class` (the backbone a head
+    builds under the attribute `base_model_prefix`) and `tied_weights` (pairs of canonical
+    `(tied weight, source weight)` names, tied when `config.tie_word_embeddings`), and define
+    `dummy_inputs` (a call that creates every variable). A tied weight has no variable in Keras:
+    the layer that uses it is handed its source at call time (the LM head gets the word
+    embeddings). Labels travel in the input dictionary and the model computes its own loss, so
+    `compile(optimizer=...)` and `fit(dataset)` train with no loss argument.
     """
 
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
     base_model_prefix: ClassVar[str] = ""
+    base_model_class: ClassVar[type[TFPreTrainedModel] | None] = None
+    tied_weights: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self, config: PretrainedConfig, **kwargs: Any) -> None:
         if isinstance(config, dict):  # from `get_config`
@@ -414,6 +478,35 @@ class TFPreTrainedModel(keras.Model):
         """Number of parameters."""
         return int(sum(np.prod(v.shape) for v in self.weights))
 
+    def _base_model(self) -> TFPreTrainedModel:
+        # A method, not a property as in PyTorch: Keras's `.keras` saving walks the attributes,
+        # and one that returns the model itself would send it round in circles.
+        return getattr(self, self.base_model_prefix, self)
+
+    def _forget_traced_functions(self) -> None:
+        # Keras traces `fit` / `evaluate` / `predict` once; their graphs hold the settings of
+        # that time (BigBird's attention type and block-sparse plan).
+        self.train_function = self.test_function = self.predict_function = None
+
+    # -- heads ----------------------------------------------------------------------------------
+    def head_output(
+        self,
+        output_class: type[ModelOutput],
+        base_outputs: ModelOutput | None,
+        return_dict: bool | None,
+        **fields: Any,
+    ) -> ModelOutput | tuple:
+        """A head's output: its own `fields` (loss, logits, ...) plus the base model's hidden
+        states, attentions, cache, ... (`aviary.core.outputs.head_output`); `return_dict`
+        defaults to the config's."""
+        return head_output(
+            output_class, base_outputs, resolve_return_dict(self.config, return_dict), **fields
+        )
+
+    def _tied_names(self) -> set[str]:
+        tie = getattr(self.config, "tie_word_embeddings", True)
+        return {tied for tied, _ in self.tied_weights} if tie else set()
+
     # -- checkpoints ----------------------------------------------------------------------------
     def canonical_variables(self) -> dict[str, tuple[keras.Variable, bool]]:
         """`{canonical name: (variable, transpose)}` for every variable of the model."""
@@ -453,6 +546,7 @@ class TFPreTrainedModel(keras.Model):
             shapes,
             {k: tuple(v.shape) for k, v in tensors.items()},
             base_model_prefix=self.base_model_prefix,
+            tied=self._tied_names(),
             ignore_mismatched_sizes=ignore_mismatched_sizes,
         )
         if strict:
@@ -562,6 +656,7 @@ def first_prediction(y_pred: Any) -> Any:
 # -- Keras `.keras` files as a checkpoint format (used by `aviary convert`) ----------------------
 
 
+@register_for_conversion  # `aviary convert` reads `.keras` files with it
 def load_keras_model(path: str | os.PathLike) -> TFPreTrainedModel:
     """Load a `.keras` file written from an aviary TF model (its classes register on import)."""
     # Importing the model modules registers their serializable classes.
@@ -583,6 +678,7 @@ def load_keras_model(path: str | os.PathLike) -> TFPreTrainedModel:
     return model
 
 
+@register_for_conversion  # `aviary convert` writes `.keras` files with it
 def save_keras_model(
     tensors: dict[str, np.ndarray], config: PretrainedConfig, path: str | os.PathLike
 ) -> Path:
