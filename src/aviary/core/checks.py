@@ -83,3 +83,37 @@ def resolve_problem_type(problem_type: str | None, num_labels: int, integer_labe
     if num_labels == 1:
         return "regression"
     return "single_label_classification" if integer_labels else "multi_label_classification"
+
+
+def check_eos_positions(
+    ids_shape: Sequence[int], states_shape: Sequence[int], eos_counts: Sequence[int], eos: int
+) -> None:
+    """The sequence-classification head of an encoder-decoder reads the decoder state at the
+    last `eos` of each row of `input_ids` (shape `ids_shape`, decoder output `states_shape`):
+    the positions must index the decoder output and every row must hold the same, non-zero
+    number of `eos` tokens (`eos_counts`, one per row), as the reference requires."""
+    if tuple(states_shape[:2]) != tuple(ids_shape):
+        raise ValueError(
+            f"the decoder output has {states_shape[1]} positions but input_ids has "
+            f"{ids_shape[1]}: the end-of-sequence positions of input_ids must index "
+            "the decoder output (leave decoder_input_ids unset or give them the same length)"
+        )
+    counts = [int(c) for c in eos_counts]
+    if min(counts) != max(counts):
+        raise ValueError(
+            f"All examples must have the same number of <eos> tokens (eos_token_id={eos}); got "
+            f"{counts} per row"
+        )
+    if counts[0] == 0:
+        raise ValueError(
+            f"no <eos> token (eos_token_id={eos}) in input_ids: the classification head reads "
+            "the decoder state at the last one"
+        )
+
+
+def check_decoder_start(pad_token_id: int | None, decoder_start_token_id: int | None) -> None:
+    """Building decoder inputs from labels needs both ids."""
+    if decoder_start_token_id is None:
+        raise ValueError("decoder_start_token_id must be set to build decoder inputs from labels")
+    if pad_token_id is None:
+        raise ValueError("pad_token_id must be set to build decoder inputs from labels")
