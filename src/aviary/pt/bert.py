@@ -33,12 +33,13 @@ from aviary.pt.modeling_utils import (
     causal_lm_loss,
     check_ids,
     classification_loss,
+    classifier_dropout,
     expand_head_mask,
     extended_attention_mask,
     get_activation,
     masked_lm_loss,
     sequence_classification_loss,
-    span_loss,
+    span_logits,
     token_classification_loss,
 )
 
@@ -215,9 +216,9 @@ class BertSelfAttention(nn.Module):
 class BertSelfOutput(nn.Module):
     """Attention output projection, dropout, residual and LayerNorm."""
 
-    def __init__(self, config: BertConfig) -> None:
+    def __init__(self, config: BertConfig, input_size: int | None = None) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(input_size or config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -276,17 +277,12 @@ class BertIntermediate(nn.Module):
         return self.intermediate_act_fn(self.dense(hidden_states))
 
 
-class BertOutput(nn.Module):
-    """Second feed-forward projection, dropout, residual and LayerNorm."""
+class BertOutput(BertSelfOutput):
+    """Second feed-forward projection, dropout, residual and LayerNorm: the layers and the
+    computation of `BertSelfOutput`, from the intermediate size."""
 
     def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        super().__init__(config, config.intermediate_size)
 
 
 class BertLayer(nn.Module):
@@ -858,8 +854,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         super().__init__(config, attn_implementation)
         self.num_labels = config.num_labels
         self.bert = self.base_model_class(config)
-        dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -902,8 +897,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
         self.bert = self.base_model_class(config)
-        dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
@@ -955,8 +949,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         super().__init__(config, attn_implementation)
         self.num_labels = config.num_labels
         self.bert = self.base_model_class(config, add_pooling_layer=self.pooler_in_every_head)
-        dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -1026,10 +1019,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, L, 2]
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             QuestionAnsweringModelOutput,
             outputs,

@@ -57,9 +57,10 @@ from aviary.pt.big_bird_attention import (
 )
 from aviary.pt.modeling_utils import (
     SequenceClassifierOutput,
+    classifier_dropout,
     get_activation,
     sequence_classification_loss,
-    span_loss,
+    span_logits,
 )
 
 BigBirdForPreTrainingOutput = output_class("BigBirdForPreTrainingOutput")
@@ -370,8 +371,7 @@ class BigBirdClassificationHead(nn.Module):
     def __init__(self, config: BigBirdConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
+        self.dropout = classifier_dropout(config)
         self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
         self.activation = get_activation(config.hidden_act)
 
@@ -523,10 +523,7 @@ class BigBirdForQuestionAnswering(BigBirdPreTrainedModel):
         logits = self.qa_classifier(outputs.last_hidden_state)  # [B, L, 2]
         if logits_mask is not None:
             logits = logits - logits_mask[:, :, None].to(logits.dtype) * QUESTION_LOGIT_PENALTY
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             BigBirdForQuestionAnsweringModelOutput,
             outputs,

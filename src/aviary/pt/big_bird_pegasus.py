@@ -59,7 +59,7 @@ from aviary.pt.modeling_utils import (
     get_activation,
     masked_lm_loss,
     sequence_classification_loss,
-    span_loss,
+    span_logits,
 )
 
 BaseModelOutput = output_class("BaseModelOutput")
@@ -80,10 +80,7 @@ def shift_tokens_right(
 ) -> torch.Tensor:
     """Decoder inputs from labels: prepend `decoder_start_token_id`, drop the last token, and
     replace the ignored label -100 by `pad_token_id`. `[B, T]` -> `[B, T]`."""
-    if decoder_start_token_id is None:
-        raise ValueError("decoder_start_token_id must be set to build decoder inputs from labels")
-    if pad_token_id is None:
-        raise ValueError("pad_token_id must be set to build decoder inputs from labels")
+    checks.check_decoder_start(pad_token_id, decoder_start_token_id)
     start = torch.full_like(input_ids[:, :1], decoder_start_token_id)
     shifted = torch.cat([start, input_ids[:, :-1]], dim=1)  # [B, T]
     return torch.where(shifted == IGNORE_INDEX, pad_token_id, shifted)
@@ -91,9 +88,6 @@ def shift_tokens_right(
 
 class BigBirdPegasusLearnedPositionalEmbedding(nn.Embedding):
     """Learned positions `past .. past + length - 1` (no offset)."""
-
-    def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
-        super().__init__(num_embeddings, embedding_dim)
 
     def forward(self, length: int, past_key_values_length: int = 0) -> torch.Tensor:
         checks.check_sequence_length(length, past_key_values_length, self.num_embeddings)
@@ -387,6 +381,12 @@ def _embed_scale(config: BigBirdPegasusConfig) -> float:
     return math.sqrt(config.d_model) if config.scale_embedding else 1.0
 
 
+def _word_embedding(config: BigBirdPegasusConfig) -> BigBirdPegasusScaledWordEmbedding:
+    return BigBirdPegasusScaledWordEmbedding(
+        config.vocab_size, config.d_model, config.pad_token_id, _embed_scale(config)
+    )
+
+
 class BigBirdPegasusEncoder(nn.Module):
     """The encoder stack: embeddings, BigBird layers, final LayerNorm (`layernorm_embedding`)."""
 
@@ -399,25 +399,17 @@ class BigBirdPegasusEncoder(nn.Module):
         self.config = config
         self.dropout = nn.Dropout(config.dropout)
         self.layerdrop = config.encoder_layerdrop
-        embed_dim = config.d_model
         self.padding_idx = config.pad_token_id
         self.max_source_positions = config.max_position_embeddings
         # The model passes its shared table: one module, listed under both names.
-        if embed_tokens is None:
-            embed_tokens = BigBirdPegasusScaledWordEmbedding(
-                config.vocab_size, embed_dim, self.padding_idx, _embed_scale(config)
-            )
-        self.embed_tokens = embed_tokens
+        self.embed_tokens = embed_tokens if embed_tokens is not None else _word_embedding(config)
         self.embed_positions = BigBirdPegasusLearnedPositionalEmbedding(
-            config.max_position_embeddings, embed_dim
+            config.max_position_embeddings, config.d_model
         )
         self.layers = nn.ModuleList(
-            [
-                BigBirdPegasusEncoderLayer(config, layer_index=i)
-                for i in range(config.encoder_layers)
-            ]
+            [BigBirdPegasusEncoderLayer(config, i) for i in range(config.encoder_layers)]
         )
-        self.layernorm_embedding = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
+        self.layernorm_embedding = nn.LayerNorm(config.d_model, eps=LAYER_NORM_EPS)
         # Attention type, random-block policy and the plan of each call (an encoder: block-sparse
         # attention is allowed).
         self.block_sparse = BlockSparseController(config, decoder=False)
@@ -518,11 +510,8 @@ class BigBirdPegasusEncoder(nn.Module):
         """Append `plan.pad_length` embedded pad tokens (word embedding only, no position, as the
         reference) and masked-out keep entries."""
         batch = hidden_states.shape[0]
-        pad_ids = torch.full(
-            (batch, plan.pad_length),
-            self.padding_idx,
-            dtype=torch.long,
-            device=hidden_states.device,
+        pad_ids = hidden_states.new_full(
+            (batch, plan.pad_length), self.padding_idx, dtype=torch.long
         )
         pad_embeddings = self.embed_tokens(pad_ids).to(hidden_states.dtype)  # [B, pad, H]
         hidden_states = torch.cat([hidden_states, pad_embeddings], dim=1)  # [B, padded S, H]
@@ -545,11 +534,7 @@ class BigBirdPegasusDecoder(nn.Module):
         self.layerdrop = config.decoder_layerdrop
         self.padding_idx = config.pad_token_id
         self.max_target_positions = config.max_position_embeddings
-        if embed_tokens is None:
-            embed_tokens = BigBirdPegasusScaledWordEmbedding(
-                config.vocab_size, config.d_model, self.padding_idx, _embed_scale(config)
-            )
-        self.embed_tokens = embed_tokens
+        self.embed_tokens = embed_tokens if embed_tokens is not None else _word_embedding(config)
         self.embed_positions = BigBirdPegasusLearnedPositionalEmbedding(
             config.max_position_embeddings, config.d_model
         )
@@ -694,10 +679,7 @@ class BigBirdPegasusModel(BigBirdPegasusPreTrainedModel):
         self, config: BigBirdPegasusConfig, attn_implementation: str | None = None
     ) -> None:
         super().__init__(config, attn_implementation)
-        padding_idx, vocab_size = config.pad_token_id, config.vocab_size
-        self.shared = BigBirdPegasusScaledWordEmbedding(
-            vocab_size, config.d_model, padding_idx, _embed_scale(config)
-        )
+        self.shared = _word_embedding(config)
         self.encoder = BigBirdPegasusEncoder(config, self.shared)
         self.decoder = BigBirdPegasusDecoder(config, self.shared)
         self.post_init()
@@ -919,24 +901,11 @@ class BigBirdPegasusForSequenceClassification(BigBirdPegasusPreTrainedModel):
     def _last_eos_states(self, input_ids: torch.Tensor, hidden_states: torch.Tensor):
         """The decoder state at the last `eos_token_id` of each row of `input_ids`; every row
         must hold the same (non-zero) number of them, as the reference requires."""
-        if hidden_states.shape[:2] != input_ids.shape:
-            raise ValueError(
-                f"the decoder output has {hidden_states.shape[1]} positions but input_ids has "
-                f"{input_ids.shape[1]}: the end-of-sequence positions of input_ids must index "
-                "the decoder output (leave decoder_input_ids unset or give them the same length)"
-            )
-        eos_mask = input_ids == self.config.eos_token_id  # [B, S]
-        counts = eos_mask.sum(dim=1)
-        if int(counts.min()) != int(counts.max()):
-            raise ValueError(
-                "All examples must have the same number of <eos> tokens (eos_token_id="
-                f"{self.config.eos_token_id}); got {counts.tolist()} per row"
-            )
-        if int(counts.min()) == 0:
-            raise ValueError(
-                f"no <eos> token (eos_token_id={self.config.eos_token_id}) in input_ids: the "
-                "classification head reads the decoder state at the last one"
-            )
+        eos = self.config.eos_token_id
+        eos_mask = input_ids == eos  # [B, S]
+        checks.check_eos_positions(
+            input_ids.shape, hidden_states.shape, eos_mask.sum(dim=1).tolist(), eos
+        )
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # [S]
         last_eos = torch.argmax(eos_mask.long() * positions, dim=1)  # [B]
         return hidden_states[torch.arange(input_ids.shape[0], device=input_ids.device), last_eos]
@@ -991,10 +960,7 @@ class BigBirdPegasusForQuestionAnswering(BigBirdPegasusPreTrainedModel):
             return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, T, 2]
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             Seq2SeqQuestionAnsweringModelOutput,
             outputs,

@@ -137,6 +137,12 @@ def expand_head_mask(
     return [head_mask[i].to(dtype)[None, :, None, None] for i in range(num_layers)]
 
 
+def classifier_dropout(config: PretrainedConfig) -> nn.Dropout:
+    """Dropout before a classifier: `classifier_dropout`, or `hidden_dropout_prob` when unset."""
+    rate = config.classifier_dropout
+    return nn.Dropout(config.hidden_dropout_prob if rate is None else rate)
+
+
 def check_ids(name: str, ids: torch.Tensor, size: int) -> None:
     """Raise a clear error for ids outside an embedding table (skipped while compiling)."""
     if ids.numel() == 0 or torch.compiler.is_compiling():
@@ -452,3 +458,17 @@ def span_loss(
     start = F.cross_entropy(start_logits.float(), start_positions, ignore_index=length)
     end = F.cross_entropy(end_logits.float(), end_positions, ignore_index=length)
     return (start + end) / 2
+
+
+def span_logits(
+    logits: torch.Tensor,
+    start_positions: torch.Tensor | None = None,
+    end_positions: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A span head's `[B, L, 2]` logits -> `(start_logits, end_logits, loss)`: the start and
+    end logits `[B, L]` and their `span_loss` (None unless both positions are given)."""
+    start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+    loss = None
+    if start_positions is not None and end_positions is not None:
+        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+    return start_logits, end_logits, loss
