@@ -47,10 +47,11 @@ from aviary.tf.modeling_utils import (
     masked_lm_loss,
     sequence_classification_loss,
     shape_list,
-    span_loss,
+    span_logits,
     tf_output_class,
     token_classification_loss,
     unpack_inputs,
+    vocabulary_logits,
 )
 
 TFBertForPreTrainingOutput = tf_output_class("BertForPreTrainingOutput")
@@ -458,12 +459,7 @@ class TFBertLMPredictionHead(LazyBuildLayer):
         super().build(input_shape)
 
     def call(self, hidden_states: tf.Tensor, word_embeddings: tf.Tensor) -> tf.Tensor:
-        hidden_states = self.transform(hidden_states)
-        if self.decoder is not None:
-            logits = self.decoder(hidden_states)
-        else:
-            weight = tf.cast(word_embeddings, hidden_states.dtype)  # [V, H]
-            logits = tf.einsum("blh,vh->blv", hidden_states, weight)
+        logits = vocabulary_logits(self.decoder, word_embeddings, self.transform(hidden_states))
         return logits + tf.cast(self.bias, logits.dtype)
 
 
@@ -585,7 +581,6 @@ def full_attention_masks(
     return extended_mask, encoder_extended_mask
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBertModel(TFBertPreTrainedModel):
     """The bare BERT encoder (or decoder, with `is_decoder`), returning hidden states and the
     pooled first token."""
@@ -678,7 +673,6 @@ class TFBertModel(TFBertPreTrainedModel):
 TFBertPreTrainedModel.base_model_class = TFBertModel
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBertForPreTraining(TFBertPreTrainedModel):
     """BERT with the masked-LM and next-sentence-prediction heads used in pretraining."""
 
@@ -739,7 +733,6 @@ class TFBertForPreTraining(TFBertPreTrainedModel):
         )
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBertLMHeadModel(TFBertPreTrainedModel):
     """BERT as a causal (left-to-right) language model; needs `is_decoder=True`."""
 
@@ -797,7 +790,6 @@ class TFBertLMHeadModel(TFBertPreTrainedModel):
         )
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBertForMaskedLM(TFBertPreTrainedModel):
     """BERT with the masked-language-modelling head."""
 
@@ -845,7 +837,6 @@ class TFBertForMaskedLM(TFBertPreTrainedModel):
         return self.head_output(TFMaskedLMOutput, outputs, return_dict, loss=loss, logits=logits)
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBertForNextSentencePrediction(TFBertPreTrainedModel):
     """BERT with the next-sentence-prediction head (label 1 = sentence B is random). The label
     argument is `next_sentence_label`, as in the reference TF class (PyTorch: `labels`)."""
@@ -890,7 +881,6 @@ class TFBertForNextSentencePrediction(TFBertPreTrainedModel):
         )
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBertForSequenceClassification(TFBertPreTrainedModel):
     """BERT with a linear classification (or regression) head over the pooled output."""
 
@@ -937,7 +927,6 @@ class TFBertForSequenceClassification(TFBertPreTrainedModel):
         )
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBertForMultipleChoice(TFBertPreTrainedModel):
     """BERT scoring each of C choices with a linear layer over its pooled output."""
 
@@ -998,7 +987,6 @@ class TFBertForMultipleChoice(TFBertPreTrainedModel):
         )
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBertForTokenClassification(TFBertPreTrainedModel):
     """BERT with a linear classifier on every token (e.g. named entities)."""
 
@@ -1045,7 +1033,6 @@ class TFBertForTokenClassification(TFBertPreTrainedModel):
         )
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBertForQuestionAnswering(TFBertPreTrainedModel):
     """BERT with a span head: start and end logits for every token."""
 
@@ -1082,10 +1069,7 @@ class TFBertForQuestionAnswering(TFBertPreTrainedModel):
             return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, L, 2]
-        start_logits, end_logits = tf.unstack(logits, axis=-1)
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             TFQuestionAnsweringModelOutput,
             outputs,

@@ -33,10 +33,10 @@ This file defines the same classes in the same order as `aviary.pt.big_bird`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from aviary.core import checks
@@ -60,7 +60,12 @@ from aviary.tf.bert import (
     checked_token_type_ids,
     full_attention_masks,
 )
-from aviary.tf.big_bird_attention import BlockSparseIndices, block_sparse_attention
+from aviary.tf.big_bird_attention import (
+    BlockSparseIndices,
+    BlockSparseModelMixin,
+    block_sparse_attention,
+    plan_call,
+)
 from aviary.tf.modeling_utils import (
     LazyBuildLayer,
     TFBaseModelOutputWithPoolingAndCrossAttentions,
@@ -72,7 +77,7 @@ from aviary.tf.modeling_utils import (
     python_bool,
     sequence_classification_loss,
     shape_list,
-    span_loss,
+    span_logits,
     tf_output_class,
     unpack_inputs,
 )
@@ -92,6 +97,30 @@ class BlockSparseInputs:
 
     indices: BlockSparseIndices
     key_keep: tf.Tensor
+
+    @classmethod
+    def for_call(
+        cls,
+        controller: BlockSparseController,
+        plan: AttentionPlan,
+        training: bool,
+        hidden_states: tf.Tensor,
+        attention_mask: tf.Tensor | None,
+        pad: Callable[[tf.Tensor, tf.Tensor, AttentionPlan], tuple[tf.Tensor, tf.Tensor]],
+    ) -> tuple[tf.Tensor, BlockSparseInputs]:
+        """The inputs of a block-sparse call on `hidden_states` `[B, L, H]`, and those states
+        padded by `pad` (the model's) to the plan's length."""
+        batch, length = shape_list(hidden_states)[:2]
+        dtype = hidden_states.dtype
+        key_keep = (
+            tf.ones((batch, length), dtype=dtype)
+            if attention_mask is None
+            else tf.cast(attention_mask, dtype)
+        )
+        if plan.pad_length:
+            hidden_states, key_keep = pad(hidden_states, key_keep, plan)
+        indices = BlockSparseIndices.for_call(controller, plan, training, dtype)
+        return hidden_states, cls(indices, key_keep)  # key_keep: [B, padded L]
 
 
 class TFBigBirdEmbeddings(TFBertEmbeddings):
@@ -170,46 +199,14 @@ class TFBigBirdEncoder(TFBertEncoder):
     layer_class = TFBigBirdLayer
 
 
-class TFBigBirdPreTrainedModel(TFBertPreTrainedModel):
+class TFBigBirdPreTrainedModel(BlockSparseModelMixin, TFBertPreTrainedModel):
     """Base of the BigBird classes: config class, attention settings. The checkpoint prefix is
     BERT's ("bert"); every head's backbone has the pooler, as BigBird's checkpoints store it."""
 
     config_class = BigBirdConfig
     pooler_in_every_head = True
 
-    def build_with_dummies(self) -> None:
-        # The dummy call is short, so it runs full attention anyway: planning it would only warn.
-        controller = self._base_model().block_sparse
-        attention_type = controller.attention_type
-        controller.attention_type = "original_full"
-        try:
-            super().build_with_dummies()
-        finally:
-            controller.attention_type = attention_type
 
-    def set_attention_type(self, attention_type: str) -> None:
-        """Choose `"block_sparse"` or `"original_full"` attention for later calls (the config
-        is left as it is). Block-sparse calls still fall back to full attention on short inputs."""
-        self._base_model().block_sparse.set_attention_type(attention_type)
-        self._forget_traced_functions()
-
-    def set_block_sparse_policy(
-        self, policy: str = "reference", rng: np.random.Generator | None = None
-    ) -> None:
-        """Choose how block-sparse calls draw their random key blocks.
-
-        `"reference"` (default; the reference library's numbers: layer-seeded plans in training,
-        the all-zero plan in eval), `"fixed"` (the seeded plan in training and eval) or
-        `"resample"` (a fresh plan per call from `rng`, a `numpy.random.Generator`).
-        """
-        self._base_model().block_sparse.set_policy(policy, rng)
-        # "resample" draws with numpy at every step, which XLA cannot compile: Keras's
-        # `jit_compile="auto"` then picks plain graph mode.
-        self.supports_jit = policy != "resample"
-        self._forget_traced_functions()
-
-
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdModel(TFBigBirdPreTrainedModel):
     """The bare BigBird encoder (or full-attention decoder), returning hidden states and the
     pooled first token."""
@@ -262,17 +259,12 @@ class TFBigBirdModel(TFBigBirdPreTrainedModel):
         token_type_ids = checked_token_type_ids(
             input_ids, inputs_embeds, token_type_ids, position_ids, attention_mask, past_length
         )
-        batch, length = shape_list(input_ids if input_ids is not None else inputs_embeds)[:2]
+        length = shape_list(input_ids if input_ids is not None else inputs_embeds)[1]
 
         # One plan for every layer of this call (None: full attention); `training` chooses it.
         training = python_bool("training", training)
-        if self.block_sparse.attention_type == "block_sparse" and not isinstance(length, int):
-            raise ValueError(
-                "block-sparse attention plans from the sequence length, which must be known "
-                "while tracing: give the input a static length (for example "
-                "tf.TensorSpec([None, 4096], tf.int32)) or use attention_type='original_full'"
-            )
-        plan = self.block_sparse.plan(
+        plan = plan_call(
+            self.block_sparse,
             length,
             training=training,
             past_length=past_length,
@@ -299,15 +291,9 @@ class TFBigBirdModel(TFBigBirdPreTrainedModel):
 
         block_sparse = extended_mask = encoder_extended_mask = None
         if plan is not None:
-            key_keep = (
-                tf.ones((batch, length), dtype=dtype)
-                if attention_mask is None
-                else tf.cast(attention_mask, dtype)
+            embedding_output, block_sparse = BlockSparseInputs.for_call(
+                self.block_sparse, plan, training, embedding_output, attention_mask, self.pad
             )
-            if plan.pad_length:
-                embedding_output, key_keep = self.pad(embedding_output, key_keep, plan)
-            indices = BlockSparseIndices.for_call(self.block_sparse, plan, training, dtype)
-            block_sparse = BlockSparseInputs(indices, key_keep)  # key_keep: [B, padded L]
         else:
             extended_mask, encoder_extended_mask = full_attention_masks(
                 config,
@@ -367,20 +353,17 @@ class TFBigBirdModel(TFBigBirdPreTrainedModel):
 TFBigBirdPreTrainedModel.base_model_class = TFBigBirdModel
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdForPreTraining(TFBigBirdPreTrainedModel, TFBertForPreTraining):
     """BigBird with the masked-LM and next-sentence-prediction heads used in pretraining."""
 
     output_class = TFBigBirdForPreTrainingOutput
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdForCausalLM(TFBigBirdPreTrainedModel, TFBertLMHeadModel):
     """BigBird as a causal (left-to-right) language model; needs `is_decoder=True` and
     `attention_type="original_full"` (block-sparse attention is not causal)."""
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdForMaskedLM(TFBigBirdPreTrainedModel, TFBertForMaskedLM):
     """BigBird with the masked-language-modelling head."""
 
@@ -402,7 +385,6 @@ class TFBigBirdClassificationHead(LazyBuildLayer):
         return self.out_proj(self.dropout(x))
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdForSequenceClassification(TFBigBirdPreTrainedModel):
     """BigBird with a classification (or regression) head on the first token."""
 
@@ -447,7 +429,6 @@ class TFBigBirdForSequenceClassification(TFBigBirdPreTrainedModel):
         )
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdForMultipleChoice(TFBigBirdPreTrainedModel, TFBertForMultipleChoice):
     """BigBird scoring each of C choices with a linear layer over its pooled output."""
 
@@ -456,7 +437,6 @@ class TFBigBirdForMultipleChoice(TFBigBirdPreTrainedModel, TFBertForMultipleChoi
         return keras.layers.Dropout(self.config.hidden_dropout_prob)
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdForTokenClassification(TFBigBirdPreTrainedModel, TFBertForTokenClassification):
     """BigBird with a linear classifier on every token (e.g. named entities)."""
 
@@ -484,7 +464,6 @@ def question_mask(question_lengths: tf.Tensor, length: int | tf.Tensor) -> tf.Te
     return tf.cast(positions < lengths, tf.int32)
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdForQuestionAnswering(TFBigBirdPreTrainedModel):
     """BigBird with a span head for extractive question answering.
 
@@ -555,10 +534,7 @@ class TFBigBirdForQuestionAnswering(TFBigBirdPreTrainedModel):
             # float16 cannot hold 1e6 (and inf * 0 is NaN): there the penalty is what it holds.
             penalty = min(QUESTION_LOGIT_PENALTY, float(logits.dtype.max) / 4)
             logits = tf.where(logits_mask[:, :, None] > 0, logits - penalty, logits)
-        start_logits, end_logits = tf.unstack(logits, axis=-1)
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             TFBigBirdForQuestionAnsweringModelOutput,
             outputs,

@@ -92,6 +92,20 @@ class BlockSparseIndices:
         return self.plan.block_size
 
 
+def plan_call(
+    controller: BlockSparseController, length: int | tf.Tensor, what: str = "sequence", **inputs
+) -> AttentionPlan | None:
+    """`controller.plan(length, **inputs)`, made while tracing: a block-sparse call needs the
+    (`what`) length to be static."""
+    if controller.attention_type == "block_sparse" and not isinstance(length, int):
+        raise ValueError(
+            f"block-sparse attention plans from the {what} length, which must be known while "
+            "tracing: give the input a static length (for example "
+            "tf.TensorSpec([None, 4096], tf.int32)) or use attention_type='original_full'"
+        )
+    return controller.plan(length, **inputs)
+
+
 def _in_xla_context() -> bool:
     """Whether the function being traced is compiled with XLA (`jit_compile=True`)."""
     try:
@@ -100,6 +114,63 @@ def _in_xla_context() -> bool:
         return False
     graph = tf.compat.v1.get_default_graph()
     return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+
+
+class BlockSparseModelMixin:
+    """The attention settings of a model whose (encoder) self-attention may be block-sparse, over
+    that stack's `BlockSparseController` (`block_sparse_controller()`). A setting forgets the
+    functions Keras traced with the old one."""
+
+    def block_sparse_controller(self) -> BlockSparseController | None:
+        """The controller of the block-sparse stack (default: the base model's `block_sparse`),
+        or None where the model has none (BigBirdPegasus's decoder-only model)."""
+        return self._base_model().block_sparse
+
+    def _settable_controller(self) -> BlockSparseController:
+        controller = self.block_sparse_controller()
+        if controller is None:
+            raise ValueError(f"{type(self).__name__} has no encoder")
+        return controller
+
+    def build_with_dummies(self) -> None:
+        # The dummy call is short, so it runs full attention anyway: planning it would only warn.
+        controller = self.block_sparse_controller()
+        if controller is None:
+            return super().build_with_dummies()
+        attention_type = controller.attention_type
+        controller.attention_type = "original_full"
+        try:
+            super().build_with_dummies()
+        finally:
+            controller.attention_type = attention_type
+
+    def set_attention_type(self, attention_type: str) -> None:
+        """Choose `"block_sparse"` or `"original_full"` (encoder) attention for later calls (the
+        config is left as it is). Block-sparse calls still fall back to full attention on short
+        inputs."""
+        self._settable_controller().set_attention_type(attention_type)
+        self._forget_traced_functions()
+
+    def set_block_sparse_policy(
+        self, policy: str = "reference", rng: np.random.Generator | None = None
+    ) -> None:
+        """Choose how block-sparse calls draw their random key blocks.
+
+        `"reference"` (default; the reference library's numbers: layer-seeded plans in training,
+        the all-zero plan in eval), `"fixed"` (the seeded plan in training and eval) or
+        `"resample"` (a fresh plan per call from `rng`, a `numpy.random.Generator`).
+        """
+        self._settable_controller().set_policy(policy, rng)
+        # "resample" draws with numpy at every step, which XLA cannot compile: Keras's
+        # `jit_compile="auto"` then picks plain graph mode.
+        self.supports_jit = policy != "resample"
+        self._forget_traced_functions()
+
+    def plan(self, seq_len: int, training: bool = False) -> AttentionPlan | None:
+        """The block-sparse plan of a call on `seq_len` tokens, or None for full attention.
+        Under the "resample" policy each call draws from the policy's generator (so calling it
+        yourself advances that generator too)."""
+        return self._settable_controller().plan(seq_len, training=training)
 
 
 def _softmax(scores: tf.Tensor) -> tf.Tensor:

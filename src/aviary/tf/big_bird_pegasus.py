@@ -45,7 +45,7 @@ from aviary.core.configs import BigBirdPegasusConfig
 from aviary.core.generation import GenerationConfig
 from aviary.core.outputs import ModelOutput, resolve_output_flags, resolve_return_dict
 from aviary.tf.big_bird import BlockSparseInputs, TFBigBirdSelfAttention
-from aviary.tf.big_bird_attention import BlockSparseIndices
+from aviary.tf.big_bird_attention import BlockSparseModelMixin, plan_call
 from aviary.tf.generation import TFGenerationMixin
 from aviary.tf.modeling_utils import (
     IGNORE_INDEX,
@@ -53,7 +53,10 @@ from aviary.tf.modeling_utils import (
     TFCausalLMOutputWithCrossAttentions,
     TFPreTrainedModel,
     check_ids,
+    check_mask_shape,
+    check_shape,
     dense,
+    embedding,
     expand_head_mask,
     extended_attention_mask,
     get_activation,
@@ -61,10 +64,11 @@ from aviary.tf.modeling_utils import (
     python_bool,
     sequence_classification_loss,
     shape_list,
-    span_loss,
+    span_logits,
     static_shape,
     tf_output_class,
     unpack_inputs,
+    vocabulary_logits,
 )
 
 TFBaseModelOutput = tf_output_class("BaseModelOutput")
@@ -89,10 +93,7 @@ def shift_tokens_right(
 ) -> tf.Tensor:
     """Decoder inputs from labels: prepend `decoder_start_token_id`, drop the last token, and
     replace the ignored label -100 by `pad_token_id`. `[B, T]` -> `[B, T]`."""
-    if decoder_start_token_id is None:
-        raise ValueError("decoder_start_token_id must be set to build decoder inputs from labels")
-    if pad_token_id is None:
-        raise ValueError("pad_token_id must be set to build decoder inputs from labels")
+    checks.check_decoder_start(pad_token_id, decoder_start_token_id)
     input_ids = tf.convert_to_tensor(input_ids)
     start = tf.fill(tf.shape(input_ids[:, :1]), tf.cast(decoder_start_token_id, input_ids.dtype))
     shifted = tf.concat([start, input_ids[:, :-1]], axis=1)  # [B, T]
@@ -103,21 +104,9 @@ def shift_tokens_right(
 class TFBigBirdPegasusLearnedPositionalEmbedding(keras.layers.Embedding):
     """Learned positions `past .. past + length - 1` (no offset)."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, init_std: float, **kwargs) -> None:
-        super().__init__(
-            num_embeddings,
-            embedding_dim,
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=init_std),
-            **kwargs,
-        )
-
-    @property
-    def num_embeddings(self) -> int:
-        return self.input_dim
-
     def call(self, length, past_key_values_length=0) -> tf.Tensor:
         if isinstance(length, int) and isinstance(past_key_values_length, int):
-            checks.check_sequence_length(length, past_key_values_length, self.num_embeddings)
+            checks.check_sequence_length(length, past_key_values_length, self.input_dim)
         positions = tf.range(past_key_values_length, past_key_values_length + length)
         return tf.gather(self.embeddings, positions)  # [L, H]
 
@@ -125,27 +114,9 @@ class TFBigBirdPegasusLearnedPositionalEmbedding(keras.layers.Embedding):
 class TFBigBirdPegasusScaledWordEmbedding(keras.layers.Embedding):
     """Word embeddings multiplied by `embed_scale` (sqrt(d_model) with `scale_embedding`)."""
 
-    def __init__(
-        self,
-        num_embeddings: int,
-        embedding_dim: int,
-        padding_idx: int,
-        embed_scale: float = 1.0,
-        init_std: float = 0.02,
-        **kwargs,
-    ) -> None:
-        super().__init__(
-            num_embeddings,
-            embedding_dim,
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=init_std),
-            **kwargs,
-        )
-        self.padding_idx = padding_idx
+    def __init__(self, *args, embed_scale: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.embed_scale = embed_scale
-
-    @property
-    def num_embeddings(self) -> int:
-        return self.input_dim
 
     def call(self, input_ids: tf.Tensor) -> tf.Tensor:
         return super().call(input_ids) * self.embed_scale
@@ -182,39 +153,22 @@ class TFBigBirdPegasusEncoderAttention(LazyBuildLayer):
 
 
 class TFBigBirdPegasusDecoderAttention(LazyBuildLayer):
-    """Full multi-head attention of the decoder: causal self-attention or cross-attention on the
-    encoder output, with a key/value cache."""
+    """Full multi-head attention of the decoder (`decoder_attention_heads` heads): causal
+    self-attention or cross-attention on the encoder output, with a key/value cache."""
 
-    def __init__(
-        self,
-        embed_dim: int,
-        num_heads: int,
-        dropout: float = 0.0,
-        bias: bool = True,
-        init_std: float = 0.02,
-        **kwargs,
-    ) -> None:
+    def __init__(self, config: BigBirdPegasusConfig, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.embed_dim = embed_dim = config.d_model
+        self.num_heads = num_heads = config.decoder_attention_heads
         if embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim={embed_dim} is not a multiple of num_heads={num_heads}")
-        self.embed_dim = embed_dim
-        self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
-
-        def projection(name: str) -> keras.layers.Dense:
-            return keras.layers.Dense(
-                embed_dim,
-                use_bias=bias,
-                kernel_initializer=keras.initializers.RandomNormal(stddev=init_std),
-                name=name,
-            )
-
-        self.k_proj = projection("k_proj")
-        self.v_proj = projection("v_proj")
-        self.q_proj = projection("q_proj")
-        self.out_proj = projection("out_proj")
-        self.dropout = keras.layers.Dropout(dropout)
+        self.k_proj = dense(embed_dim, config, "k_proj", use_bias=config.use_bias)
+        self.v_proj = dense(embed_dim, config, "v_proj", use_bias=config.use_bias)
+        self.q_proj = dense(embed_dim, config, "q_proj", use_bias=config.use_bias)
+        self.out_proj = dense(embed_dim, config, "out_proj", use_bias=config.use_bias)
+        self.dropout = keras.layers.Dropout(config.attention_dropout)
 
     def split_heads(self, x: tf.Tensor) -> tf.Tensor:
         batch, length, _ = shape_list(x)
@@ -309,26 +263,12 @@ class TFBigBirdPegasusDecoderLayer(LazyBuildLayer):
     def __init__(self, config: BigBirdPegasusConfig, **kwargs) -> None:
         super().__init__(**kwargs)
         self.embed_dim = config.d_model
-        self.self_attn = TFBigBirdPegasusDecoderAttention(
-            self.embed_dim,
-            config.decoder_attention_heads,
-            dropout=config.attention_dropout,
-            bias=config.use_bias,
-            init_std=config.init_std,
-            name="self_attn",
-        )
+        self.self_attn = TFBigBirdPegasusDecoderAttention(config, name="self_attn")
         self.dropout = keras.layers.Dropout(config.dropout)
         self.activation_fn = get_activation(config.activation_function)
         self.activation_dropout = keras.layers.Dropout(config.activation_dropout)
         self.self_attn_layer_norm = _layer_norm("self_attn_layer_norm")
-        self.encoder_attn = TFBigBirdPegasusDecoderAttention(
-            self.embed_dim,
-            config.decoder_attention_heads,
-            dropout=config.attention_dropout,
-            bias=config.use_bias,
-            init_std=config.init_std,
-            name="encoder_attn",
-        )
+        self.encoder_attn = TFBigBirdPegasusDecoderAttention(config, name="encoder_attn")
         self.encoder_attn_layer_norm = _layer_norm("encoder_attn_layer_norm")
         self.fc1 = dense(config.decoder_ffn_dim, config, "fc1")
         self.fc2 = dense(self.embed_dim, config, "fc2")
@@ -405,7 +345,7 @@ class TFBigBirdPegasusClassificationHead(LazyBuildLayer):
         return self.out_proj(self.dropout(hidden_states))
 
 
-class TFBigBirdPegasusPreTrainedModel(TFPreTrainedModel):
+class TFBigBirdPegasusPreTrainedModel(BlockSparseModelMixin, TFPreTrainedModel):
     """Base of the BigBirdPegasus classes: config class, checkpoint prefix, encoder settings."""
 
     config_class = BigBirdPegasusConfig
@@ -420,52 +360,32 @@ class TFBigBirdPegasusPreTrainedModel(TFPreTrainedModel):
     def get_decoder(self) -> TFBigBirdPegasusDecoder:
         return self._base_model().decoder
 
-    def build_with_dummies(self) -> None:
-        # The dummy call is short, so it runs full attention anyway: planning it would only warn.
-        encoder = getattr(self._base_model(), "encoder", None)
-        if encoder is None:  # the decoder-only model
-            return super().build_with_dummies()
-        controller = encoder.block_sparse
-        attention_type = controller.attention_type
-        controller.attention_type = "original_full"
-        try:
-            super().build_with_dummies()
-        finally:
-            controller.attention_type = attention_type
-
-    def set_attention_type(self, attention_type: str) -> None:
-        """Choose `"block_sparse"` or `"original_full"` encoder attention for later calls (the
-        config is left as it is). Block-sparse calls still use full attention on short inputs."""
-        self.get_encoder().block_sparse.set_attention_type(attention_type)
-        self._forget_traced_functions()
-
-    def set_block_sparse_policy(
-        self, policy: str = "reference", rng: np.random.Generator | None = None
-    ) -> None:
-        """Choose how block-sparse encoder calls draw their random key blocks: `"reference"`
-        (default), `"fixed"` or `"resample"` (from `rng`); see `aviary.core.block_sparse`."""
-        self.get_encoder().block_sparse.set_policy(policy, rng)
-        self.supports_jit = policy != "resample"  # numpy draws at every step: no XLA
-        self._forget_traced_functions()
+    def block_sparse_controller(self) -> BlockSparseController | None:
+        encoder = getattr(self._base_model(), "encoder", None)  # None: the decoder-only model
+        return None if encoder is None else encoder.block_sparse
 
 
 def _embed_scale(config: BigBirdPegasusConfig) -> float:
     return math.sqrt(config.d_model) if config.scale_embedding else 1.0
 
 
-def _word_embedding(config: BigBirdPegasusConfig, name: str) -> TFBigBirdPegasusScaledWordEmbedding:
-    return TFBigBirdPegasusScaledWordEmbedding(
+def _word_embedding(
+    config: BigBirdPegasusConfig, name: str = "embed_tokens"
+) -> TFBigBirdPegasusScaledWordEmbedding:
+    return embedding(
         config.vocab_size,
         config.d_model,
-        config.pad_token_id,
-        _embed_scale(config),
-        init_std=config.init_std,
-        name=name,
+        config,
+        name,
+        TFBigBirdPegasusScaledWordEmbedding,
+        embed_scale=_embed_scale(config),
     )
 
 
-class TFBigBirdPegasusEncoder(LazyBuildLayer):
-    """The encoder stack: embeddings, BigBird layers, final LayerNorm (`layernorm_embedding`)."""
+class TFBigBirdPegasusStack(LazyBuildLayer):
+    """What the encoder and the decoder stacks share: dropout, the word embeddings (the model's
+    shared table, or their own), the learned positions, the final LayerNorm
+    (`layernorm_embedding`), and the checks of their input ids or embeddings."""
 
     def __init__(
         self,
@@ -476,41 +396,47 @@ class TFBigBirdPegasusEncoder(LazyBuildLayer):
         super().__init__(**kwargs)
         self.config = config
         self.dropout = keras.layers.Dropout(config.dropout)
-        self.layerdrop = config.encoder_layerdrop
-        embed_dim = config.d_model
         self.padding_idx = config.pad_token_id
-        self.max_source_positions = config.max_position_embeddings
         # The model passes its shared table: one layer, its variable built in the model's scope.
-        if embed_tokens is None:
-            embed_tokens = _word_embedding(config, "embed_tokens")
-        self.embed_tokens = embed_tokens
-        self.embed_positions = TFBigBirdPegasusLearnedPositionalEmbedding(
-            config.max_position_embeddings, embed_dim, config.init_std, name="embed_positions"
+        self.embed_tokens = embed_tokens if embed_tokens is not None else _word_embedding(config)
+        self.embed_positions = embedding(
+            config.max_position_embeddings,
+            config.d_model,
+            config,
+            "embed_positions",
+            TFBigBirdPegasusLearnedPositionalEmbedding,
         )
+        self.layernorm_embedding = _layer_norm("layernorm_embedding")
+
+    def embed_inputs(
+        self, input_ids: tf.Tensor | None, inputs_embeds: tf.Tensor | None, prefix: str = ""
+    ) -> tf.Tensor:
+        """The word embeddings of `input_ids` `[B, L]`, or the given `inputs_embeds`
+        `[B, L, H]`; `prefix` starts the names in the error messages."""
+        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
+        if input_ids is not None:
+            checks.check_rank(f"{prefix}input_ids", input_ids.shape, (2,))
+            check_ids(f"{prefix}input_ids", input_ids, self.config.vocab_size)
+            return self.embed_tokens(input_ids)
+        checks.check_rank(f"{prefix}inputs_embeds", inputs_embeds.shape, (3,))
+        return inputs_embeds
+
+
+class TFBigBirdPegasusEncoder(TFBigBirdPegasusStack):
+    """The encoder stack: embeddings, BigBird layers, final LayerNorm (`layernorm_embedding`)."""
+
+    def __init__(self, config: BigBirdPegasusConfig, *args, **kwargs) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.layerdrop = config.encoder_layerdrop
+        self.max_source_positions = config.max_position_embeddings
         # Keras names list elements by their layer names: `layers_._{i}` is `layers.{i}`.
         self.layers = [
-            TFBigBirdPegasusEncoderLayer(config, layer_index=i, name=f"layers_._{i}")
+            TFBigBirdPegasusEncoderLayer(config, i, name=f"layers_._{i}")
             for i in range(config.encoder_layers)
         ]
-        self.layernorm_embedding = _layer_norm("layernorm_embedding")
         # Attention type, random-block policy and the plan of each call (an encoder: block-sparse
         # attention is allowed).
         self.block_sparse = BlockSparseController(config, decoder=False)
-
-    def _block_sparse_indices(
-        self, plan: AttentionPlan, training: bool, dtype: tf.DType
-    ) -> BlockSparseIndices:
-        """The plan as tensors: constants, except "resample" inside a `tf.function`, which draws
-        a fresh plan at every run (as `TFBigBirdModel`)."""
-        key_blocks = None
-        if self.block_sparse.policy == "resample" and not tf.executing_eagerly():
-
-            def draw() -> np.ndarray:
-                return self.block_sparse.plan(plan.seq_len, training=training).key_blocks
-
-            key_blocks = tf.numpy_function(draw, [], tf.int32, stateful=True)
-            key_blocks.set_shape(plan.key_blocks.shape)
-        return BlockSparseIndices.from_plan(plan, dtype, key_blocks)
 
     def call(
         self,
@@ -529,18 +455,12 @@ class TFBigBirdPegasusEncoder(LazyBuildLayer):
         )
         training = python_bool("training", training)
 
-        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
-        if input_ids is not None:
-            checks.check_rank("input_ids", input_ids.shape, (2,))
-            check_ids("input_ids", input_ids, self.embed_tokens.num_embeddings)
-            inputs_embeds = self.embed_tokens(input_ids)
-        else:
-            checks.check_rank("inputs_embeds", inputs_embeds.shape, (3,))
-        batch, length = shape_list(inputs_embeds)[:2]
+        inputs_embeds = self.embed_inputs(input_ids, inputs_embeds)
+        length = shape_list(inputs_embeds)[1]
         if attention_mask is not None:
-            mask_shape = static_shape(attention_mask)
-            if mask_shape is not None and isinstance(batch, int) and isinstance(length, int):
-                checks.check_same_shape("attention_mask", mask_shape, (batch, length), "the input")
+            check_shape(
+                "attention_mask", attention_mask, tuple(inputs_embeds.shape[:2]), "the input"
+            )
         positions = self.embed_positions(length=length)  # [S, H]
         hidden_states = self.dropout(inputs_embeds + positions)  # [B, S, H]
         dtype = hidden_states.dtype
@@ -550,25 +470,13 @@ class TFBigBirdPegasusEncoder(LazyBuildLayer):
 
         # One plan for every layer of this call (None: full attention, with the mask honoured),
         # made while tracing: a block-sparse call needs a static length.
-        if self.block_sparse.attention_type == "block_sparse" and not isinstance(length, int):
-            raise ValueError(
-                "block-sparse attention plans from the encoder length, which must be known while "
-                "tracing: give the input a static length (for example "
-                "tf.TensorSpec([None, 4096], tf.int32)) or use attention_type='original_full'"
-            )
-        plan = self.block_sparse.plan(length, training=training)
+        plan = plan_call(self.block_sparse, length, "encoder", training=training)
         block_sparse = None
         extended_mask = None
         if plan is not None:
-            key_keep = (
-                tf.ones((batch, length), dtype=dtype)
-                if attention_mask is None
-                else tf.cast(attention_mask, dtype)
+            hidden_states, block_sparse = BlockSparseInputs.for_call(
+                self.block_sparse, plan, training, hidden_states, attention_mask, self.pad
             )
-            if plan.pad_length:
-                hidden_states, key_keep = self.pad(hidden_states, key_keep, plan)
-            indices = self._block_sparse_indices(plan, training, dtype)
-            block_sparse = BlockSparseInputs(indices, key_keep)  # key_keep: [B, padded S]
         elif attention_mask is not None:
             extended_mask = extended_attention_mask(attention_mask, length, dtype, causal=False)
 
@@ -618,33 +526,18 @@ class TFBigBirdPegasusEncoder(LazyBuildLayer):
         return hidden_states, key_keep
 
 
-class TFBigBirdPegasusDecoder(LazyBuildLayer):
+class TFBigBirdPegasusDecoder(TFBigBirdPegasusStack):
     """The decoder stack: embeddings, full-attention layers with cross-attention, final
     LayerNorm (`layernorm_embedding`)."""
 
-    def __init__(
-        self,
-        config: BigBirdPegasusConfig,
-        embed_tokens: TFBigBirdPegasusScaledWordEmbedding | None = None,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.config = config
-        self.dropout = keras.layers.Dropout(config.dropout)
+    def __init__(self, config: BigBirdPegasusConfig, *args, **kwargs) -> None:
+        super().__init__(config, *args, **kwargs)
         self.layerdrop = config.decoder_layerdrop
-        self.padding_idx = config.pad_token_id
         self.max_target_positions = config.max_position_embeddings
-        if embed_tokens is None:
-            embed_tokens = _word_embedding(config, "embed_tokens")
-        self.embed_tokens = embed_tokens
-        self.embed_positions = TFBigBirdPegasusLearnedPositionalEmbedding(
-            config.max_position_embeddings, config.d_model, config.init_std, name="embed_positions"
-        )
         self.layers = [
             TFBigBirdPegasusDecoderLayer(config, name=f"layers_._{i}")
             for i in range(config.decoder_layers)
         ]
-        self.layernorm_embedding = _layer_norm("layernorm_embedding")
 
     def call(
         self,
@@ -669,13 +562,7 @@ class TFBigBirdPegasusDecoder(LazyBuildLayer):
         use_cache = config.use_cache if use_cache is None else use_cache
         training = python_bool("training", training)
 
-        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
-        if input_ids is not None:
-            checks.check_rank("decoder input_ids", input_ids.shape, (2,))
-            check_ids("decoder input_ids", input_ids, self.embed_tokens.num_embeddings)
-            inputs_embeds = self.embed_tokens(input_ids)
-        else:
-            checks.check_rank("decoder inputs_embeds", inputs_embeds.shape, (3,))
+        inputs_embeds = self.embed_inputs(input_ids, inputs_embeds, "decoder ")
         batch, length = shape_list(inputs_embeds)[:2]
         past_length = shape_list(past_key_values[0][0])[2] if past_key_values is not None else 0
         positions = self.embed_positions(length=length, past_key_values_length=past_length)
@@ -685,14 +572,10 @@ class TFBigBirdPegasusDecoder(LazyBuildLayer):
         # Causal self-attention mask [B, 1, T, past + T]; a single new token sees every key (a
         # length only known at run time gets the mask, which is then all zeros).
         self_mask = None
-        sizes = (batch, length, past_length)
-        static = all(isinstance(s, int) for s in sizes)
         if attention_mask is not None:
-            mask_shape = static_shape(attention_mask)
-            if mask_shape is not None and static:
-                checks.check_attention_mask_shape(
-                    mask_shape, batch, length, past_length + length, "decoder attention_mask"
-                )
+            check_mask_shape(
+                "decoder attention_mask", attention_mask, batch, length, past_length + length
+            )
         if attention_mask is not None or not (isinstance(length, int) and length == 1):
             keep = attention_mask
             if keep is None:
@@ -702,12 +585,10 @@ class TFBigBirdPegasusDecoder(LazyBuildLayer):
         if encoder_hidden_states is not None:
             checks.check_rank("encoder_hidden_states", encoder_hidden_states.shape, (3,))
             if encoder_attention_mask is not None:
-                mask_shape = static_shape(encoder_attention_mask)
                 encoder_length = encoder_hidden_states.shape[1]
-                if mask_shape is not None and static and encoder_length is not None:
-                    checks.check_attention_mask_shape(
-                        mask_shape, batch, length, encoder_length, "encoder attention_mask"
-                    )
+                check_mask_shape(
+                    "encoder attention_mask", encoder_attention_mask, batch, length, encoder_length
+                )
                 cross_mask = extended_attention_mask(
                     encoder_attention_mask, length, dtype, causal=False
                 )
@@ -773,7 +654,6 @@ def _as_encoder_output(encoder_outputs) -> ModelOutput:
     return TFBaseModelOutput(**dict(zip(fields, encoder_outputs)))
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdPegasusModel(TFBigBirdPegasusPreTrainedModel):
     """The bare encoder-decoder, returning the decoder's hidden states and the encoder's."""
 
@@ -868,25 +748,16 @@ class TFBigBirdPegasusModel(TFBigBirdPegasusPreTrainedModel):
         )
 
 
-def _lm_logits(lm_head, embed_tokens, hidden_states: tf.Tensor) -> tf.Tensor:
-    """Vocabulary logits `[B, T, V]`: the own `lm_head` of an untied config, else the word
-    embedding matrix (the tied LM head has no variable of its own; the checkpoint stores it once,
-    as the reference)."""
-    if lm_head is not None:
-        return lm_head(hidden_states)
-    weight = tf.cast(embed_tokens.embeddings, hidden_states.dtype)  # [V, H]
-    return tf.einsum("bth,vh->btv", hidden_states, weight)
-
-
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdPegasusForConditionalGeneration(TFGenerationMixin, TFBigBirdPegasusPreTrainedModel):
     """BigBirdPegasus with the language-modelling head, for summarisation; see `generate`."""
+
+    # The LM head shares the word-embedding matrix (when `tie_word_embeddings`, the default).
+    tied_weights = (("lm_head.weight", "model.shared.weight"),)
 
     def __init__(self, config: BigBirdPegasusConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
         config = self.config
         self.model = TFBigBirdPegasusModel(config, name="model")
-        # The LM head shares the word-embedding matrix (when `tie_word_embeddings`, the default).
         self.lm_head = (
             None
             if config.tie_word_embeddings
@@ -956,7 +827,9 @@ class TFBigBirdPegasusForConditionalGeneration(TFGenerationMixin, TFBigBirdPegas
             return_dict=True,
             training=training,
         )
-        lm_logits = _lm_logits(self.lm_head, self.model.shared, outputs.last_hidden_state)
+        lm_logits = vocabulary_logits(
+            self.lm_head, self.model.shared.embeddings, outputs.last_hidden_state
+        )
         lm_logits = lm_logits + tf.cast(self.final_logits_bias, lm_logits.dtype)  # [B, T, V]
         loss = masked_lm_loss(lm_logits, labels) if labels is not None else None
         return self.head_output(
@@ -964,7 +837,6 @@ class TFBigBirdPegasusForConditionalGeneration(TFGenerationMixin, TFBigBirdPegas
         )
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdPegasusForSequenceClassification(TFBigBirdPegasusPreTrainedModel):
     """BigBirdPegasus with a classification (or regression) head on the decoder state at the
     last end-of-sequence token of the input."""
@@ -1045,29 +917,18 @@ class TFBigBirdPegasusForSequenceClassification(TFBigBirdPegasusPreTrainedModel)
     def _last_eos_states(self, input_ids: tf.Tensor, hidden_states: tf.Tensor) -> tf.Tensor:
         """The decoder state at the last `eos_token_id` of each row of `input_ids`; every row
         must hold the same (non-zero) number of them, as the reference requires."""
-        ids_shape, states_shape = static_shape(input_ids), static_shape(hidden_states)
-        if ids_shape is not None and states_shape is not None and states_shape[:2] != ids_shape:
-            raise ValueError(
-                f"the decoder output has {states_shape[1]} positions but input_ids has "
-                f"{ids_shape[1]}: the end-of-sequence positions of input_ids must index "
-                "the decoder output (leave decoder_input_ids unset or give them the same length)"
-            )
         eos = self.config.eos_token_id
         eos_mask = tf.cast(tf.equal(input_ids, tf.cast(eos, input_ids.dtype)), tf.int32)  # [B, S]
-        counts = tf.reduce_sum(eos_mask, axis=1)
-        if tf.executing_eagerly():
-            low, high = int(tf.reduce_min(counts)), int(tf.reduce_max(counts))
-            if low != high:
-                raise ValueError(
-                    "All examples must have the same number of <eos> tokens (eos_token_id="
-                    f"{eos}); got {counts.numpy().tolist()} per row"
-                )
-            if low == 0:
-                raise ValueError(
-                    f"no <eos> token (eos_token_id={eos}) in input_ids: the classification head "
-                    "reads the decoder state at the last one"
-                )
-        else:  # the values are only known at run time
+        counts = tf.reduce_sum(eos_mask, axis=1)  # [B]
+        eager = tf.executing_eagerly()
+        ids_shape, states_shape = static_shape(input_ids), static_shape(hidden_states)
+        if ids_shape is not None and states_shape is not None:
+            # While tracing only the shapes can be checked here (one eos per row stands in for
+            # the unknown counts); the graph checks the counts when it runs.
+            checks.check_eos_positions(
+                ids_shape, states_shape, counts.numpy() if eager else [1], eos
+            )
+        if not eager:
             tf.debugging.assert_equal(
                 tf.reduce_min(counts),
                 tf.reduce_max(counts),
@@ -1079,7 +940,6 @@ class TFBigBirdPegasusForSequenceClassification(TFBigBirdPegasusPreTrainedModel)
         return tf.gather(hidden_states, last_eos, batch_dims=1)  # [B, H]
 
 
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdPegasusForQuestionAnswering(TFBigBirdPegasusPreTrainedModel):
     """BigBirdPegasus with a span head (start/end logits) on the decoder's hidden states."""
 
@@ -1130,10 +990,7 @@ class TFBigBirdPegasusForQuestionAnswering(TFBigBirdPegasusPreTrainedModel):
             training=training,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, T, 2]
-        start_logits, end_logits = tf.unstack(logits, axis=-1)
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             TFSeq2SeqQuestionAnsweringModelOutput,
             outputs,
@@ -1152,52 +1009,20 @@ class TFBigBirdPegasusDecoderWrapper(LazyBuildLayer):
         super().__init__(**kwargs)
         self.decoder = TFBigBirdPegasusDecoder(config, name="decoder")
 
-    def call(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        encoder_hidden_states=None,
-        encoder_attention_mask=None,
-        head_mask=None,
-        cross_attn_head_mask=None,
-        past_key_values=None,
-        inputs_embeds=None,
-        use_cache=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-        training=False,
-    ):
-        # Keras refuses `**kwargs` that mix tensors and other values: the arguments are named.
-        return self.decoder(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask,
-            head_mask=head_mask,
-            cross_attn_head_mask=cross_attn_head_mask,
-            past_key_values=past_key_values,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=return_dict,
-            training=training,
-        )
 
-
-@keras.saving.register_keras_serializable(package="aviary")
 class TFBigBirdPegasusForCausalLM(TFGenerationMixin, TFBigBirdPegasusPreTrainedModel):
     """The BigBirdPegasus decoder alone as a causal language model (the config is used with
     `is_decoder=True, is_encoder_decoder=False`); cross-attention runs when
     `encoder_hidden_states` are given. Unlike the BERT-style causal LMs, the loss does not shift
     the labels (as the reference): `labels[:, t]` is the target of position t."""
 
+    # Tied (the default) to `model.decoder.embed_tokens`, else its own `lm_head`.
+    tied_weights = (("lm_head.weight", "model.decoder.embed_tokens.weight"),)
+
     def __init__(self, config: BigBirdPegasusConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
         config = self.config = self.config.copy(is_decoder=True, is_encoder_decoder=False)
         self.model = TFBigBirdPegasusDecoderWrapper(config, name="model")
-        # Tied (the default) to `model.decoder.embed_tokens`, else its own `lm_head`.
         self.lm_head = (
             None
             if config.tie_word_embeddings
@@ -1233,24 +1058,25 @@ class TFBigBirdPegasusForCausalLM(TFGenerationMixin, TFBigBirdPegasusPreTrainedM
         return_dict=None,
         training=False,
     ):
-        # Through the wrapper (not `self.model.decoder`), so the variables are `model/decoder/*`.
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask,
-            head_mask=head_mask,
-            cross_attn_head_mask=cross_attn_head_mask,
-            past_key_values=past_key_values,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-            training=training,
-        )
-        logits = _lm_logits(
-            self.lm_head, self.model.decoder.embed_tokens, outputs.last_hidden_state
+        # In the wrapper's name scope, so that the variables are `model/decoder/*`.
+        with keras.name_scope(self.model.name):
+            outputs = self.model.decoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                encoder_hidden_states=encoder_hidden_states,
+                encoder_attention_mask=encoder_attention_mask,
+                head_mask=head_mask,
+                cross_attn_head_mask=cross_attn_head_mask,
+                past_key_values=past_key_values,
+                inputs_embeds=inputs_embeds,
+                use_cache=use_cache,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+                training=training,
+            )
+        logits = vocabulary_logits(
+            self.lm_head, self.model.decoder.embed_tokens.embeddings, outputs.last_hidden_state
         )  # [B, T, V]
         # As the reference: labels are compared position by position with the logits (not
         # shifted here), so pass the next tokens as labels.

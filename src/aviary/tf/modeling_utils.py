@@ -347,6 +347,31 @@ def span_loss(
     return (start + end) / 2
 
 
+def span_logits(
+    logits: tf.Tensor,
+    start_positions: tf.Tensor | None = None,
+    end_positions: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+    """A span head's `[B, L, 2]` logits -> `(start_logits, end_logits, loss)`: the start and
+    end logits `[B, L]` and their `span_loss` (None unless both positions are given)."""
+    start_logits, end_logits = tf.unstack(logits, axis=-1)
+    loss = None
+    if start_positions is not None and end_positions is not None:
+        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+    return start_logits, end_logits, loss
+
+
+def vocabulary_logits(
+    decoder: keras.layers.Dense | None, word_embeddings: tf.Tensor, hidden_states: tf.Tensor
+) -> tf.Tensor:
+    """Vocabulary logits `[..., V]`: an untied config's own `decoder`, else the tied
+    word-embedding matrix `[V, H]` (which then has no variable of its own in the head)."""
+    if decoder is not None:
+        return decoder(hidden_states)
+    weight = tf.cast(word_embeddings, hidden_states.dtype)  # [V, H]
+    return tf.einsum("...h,vh->...v", hidden_states, weight)
+
+
 # -- layers --------------------------------------------------------------------------------------
 
 
@@ -362,13 +387,22 @@ def dense(
     )
 
 
-def embedding(rows: int, width: int, config: PretrainedConfig, name: str) -> keras.layers.Embedding:
-    """An embedding table initialised as the reference: normal(`initializer_range`)."""
-    return keras.layers.Embedding(
+def embedding(
+    rows: int,
+    width: int,
+    config: PretrainedConfig,
+    name: str,
+    layer_class: type[keras.layers.Embedding] = keras.layers.Embedding,
+    **kwargs: Any,
+) -> keras.layers.Embedding:
+    """An embedding table (a `layer_class`, given `kwargs`) initialised as the reference:
+    normal(`initializer_range`)."""
+    return layer_class(
         rows,
         width,
         embeddings_initializer=keras.initializers.RandomNormal(stddev=config.initializer_range),
         name=name,
+        **kwargs,
     )
 
 
@@ -421,6 +455,11 @@ class TFPreTrainedModel(keras.Model):
     base_model_prefix: ClassVar[str] = ""
     base_model_class: ClassVar[type[TFPreTrainedModel] | None] = None
     tied_weights: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every model class can be read back from a `.keras` file (registered as `aviary>Name`).
+        super().__init_subclass__(**kwargs)
+        keras.saving.register_keras_serializable(package="aviary")(cls)
 
     def __init__(self, config: PretrainedConfig, **kwargs: Any) -> None:
         if isinstance(config, dict):  # from `get_config`
