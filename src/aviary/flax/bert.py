@@ -540,62 +540,30 @@ class FlaxBertPreTrainedModel(FlaxPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=return_dict,
             past_key_values=past_key_values,
-            step_length=inputs["input_ids"].shape[-1],
         )
-
-
-# The LM decoder shares the word-embedding matrix (when `tie_word_embeddings`, the default).
-TIED_LM_DECODER = (("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),)
-
-
-def checked_token_type_ids(
-    input_ids: jax.Array,
-    token_type_ids: jax.Array | None,
-    position_ids: jax.Array | None,
-    attention_mask: jax.Array | None,
-    cache_length: int | None,
-) -> jax.Array:
-    """Check the inputs of a BERT-style model call (`input_ids` `[B, L]`; token types, positions
-    and mask of matching shapes, the mask covering the whole cache when there is one) and return
-    the token types, zeros when not given."""
-    checks.check_rank("input_ids", input_ids.shape, (2,))
-    batch, length = input_ids.shape
-    if position_ids is not None:
-        checks.check_same_shape(
-            "position_ids", position_ids.shape[-1:], (length,), "the input length"
-        )
-    if attention_mask is not None:
-        # With a preallocated cache the keys are the whole cache; otherwise this call's tokens.
-        checks.check_attention_mask_shape(
-            attention_mask.shape, batch, length, cache_length or length, "attention_mask"
-        )
-    if token_type_ids is None:
-        return jnp.zeros((batch, length), dtype="i4")
-    checks.check_same_shape("token_type_ids", token_type_ids.shape, (batch, length), "the input")
-    return token_type_ids
 
 
 def full_attention_masks(
-    config: BertConfig,
-    embedding_output: jax.Array,
+    hidden_states: jax.Array,
     attention_mask: jax.Array | None,
-    past_length: int | jax.Array,
-    cache_length: int | None,
     encoder_hidden_states: jax.Array | None,
     encoder_attention_mask: jax.Array | None,
+    causal: bool,
+    past_length: int | jax.Array = 0,
+    cache_length: int | None = None,
+    encoder_mask_name: str = "encoder_attention_mask",
 ) -> tuple[jax.Array | None, jax.Array | None]:
-    """The additive masks of full attention for a call on `embedding_output` `[B, L, H]`:
-    self-attention (causal for a decoder; None when nothing is masked) and cross-attention (None
-    without an `encoder_attention_mask`)."""
-    batch, length, _ = embedding_output.shape
-    dtype = embedding_output.dtype
-    extended_mask = None
-    if config.is_decoder or attention_mask is not None:
+    """The additive masks of full attention for a call on `hidden_states` `[B, L, H]`:
+    self-attention (causal for a decoder, whose keys are the whole cache with a preallocated
+    one; None when nothing is masked) and cross-attention (None without an
+    `encoder_attention_mask`; `encoder_mask_name` names it in a shape error)."""
+    batch, length, _ = hidden_states.shape
+    dtype = hidden_states.dtype
+    extended_mask = None  # nothing masked
+    if causal or attention_mask is not None:
         if attention_mask is None:
             attention_mask = jnp.ones((batch, cache_length or length), dtype="i4")
-        extended_mask = extended_attention_mask(
-            attention_mask, length, dtype, config.is_decoder, past_length
-        )
+        extended_mask = extended_attention_mask(attention_mask, length, dtype, causal, past_length)
     encoder_extended_mask = None
     if encoder_hidden_states is not None and encoder_attention_mask is not None:
         encoder_attention_mask = jnp.asarray(encoder_attention_mask)
@@ -604,12 +572,16 @@ def full_attention_masks(
             batch,
             length,
             encoder_hidden_states.shape[1],
-            "encoder_attention_mask",
+            encoder_mask_name,
         )
         encoder_extended_mask = extended_attention_mask(
             encoder_attention_mask, length, dtype, causal=False
         )
     return extended_mask, encoder_extended_mask
+
+
+# The LM decoder shares the word-embedding matrix (when `tie_word_embeddings`, the default).
+TIED_LM_DECODER = (("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),)
 
 
 class FlaxBertModule(nn.Module):
@@ -642,42 +614,51 @@ class FlaxBertModule(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
+        **encode_inputs: Any,
     ):
+        # encode_inputs: what a swapped-in `encode` needs too (BigBird's block_sparse_indices).
         config = self.config
+        checks.check_rank("input_ids", input_ids.shape, (2,))
+        batch, length = input_ids.shape
+        if position_ids is not None:
+            checks.check_same_shape(
+                "position_ids", position_ids.shape[-1:], (length,), "the input length"
+            )
         if attention_mask is not None:
             attention_mask = jnp.asarray(attention_mask)
-        token_type_ids = checked_token_type_ids(
-            input_ids, token_type_ids, position_ids, attention_mask, cache_length
-        )
+            # With a preallocated cache the keys are the whole cache; otherwise this call's tokens.
+            checks.check_attention_mask_shape(
+                attention_mask.shape, batch, length, cache_length or length, "attention_mask"
+            )
+        if token_type_ids is None:
+            token_type_ids = jnp.zeros((batch, length), dtype="i4")
+        else:
+            checks.check_same_shape(
+                "token_type_ids", token_type_ids.shape, (batch, length), "the input"
+            )
+
         embedding_output = self.embeddings(
             input_ids, token_type_ids, position_ids, past_length, deterministic
         )
         dtype = embedding_output.dtype
-        extended_mask, encoder_extended_mask = full_attention_masks(
-            config,
-            embedding_output,
-            attention_mask,
-            past_length,
-            cache_length,
-            encoder_hidden_states,
-            encoder_attention_mask,
-        )
-        if encoder_hidden_states is not None:
-            encoder_hidden_states = jnp.asarray(encoder_hidden_states).astype(dtype)
         head_masks = expand_head_mask(
             head_mask, config.num_hidden_layers, config.num_attention_heads, dtype
         )
-
-        sequence_output, hidden_states, attentions, cross_attentions = self.encoder(
+        if encoder_hidden_states is not None:
+            encoder_hidden_states = jnp.asarray(encoder_hidden_states).astype(dtype)
+        sequence_output, hidden_states, attentions, cross_attentions = self.encode(
             embedding_output,
-            extended_mask,
+            attention_mask,
             head_masks,
             encoder_hidden_states,
-            encoder_extended_mask,
+            encoder_attention_mask,
             init_cache,
+            past_length,
+            cache_length,
             deterministic,
             output_attentions,
             output_hidden_states,
+            **encode_inputs,
         )
         pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
         return head_output(
@@ -691,6 +672,43 @@ class FlaxBertModule(nn.Module):
             cross_attentions=cross_attentions,
         )
 
+    def encode(
+        self,
+        embedding_output: jax.Array,
+        attention_mask: jax.Array | None,
+        head_masks: list[jax.Array | None],
+        encoder_hidden_states: jax.Array | None,
+        encoder_attention_mask: jax.Array | None,
+        init_cache: bool,
+        past_length: int | jax.Array,
+        cache_length: int | None,
+        deterministic: bool,
+        output_attentions: bool,
+        output_hidden_states: bool,
+    ) -> tuple:
+        """The encoder stack over `embedding_output` `[B, L, H]` with full attention (causal for
+        a decoder): `(sequence_output, hidden_states, attentions, cross_attentions)`."""
+        extended_mask, encoder_extended_mask = full_attention_masks(
+            embedding_output,
+            attention_mask,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            self.config.is_decoder,
+            past_length,
+            cache_length,
+        )
+        return self.encoder(
+            embedding_output,
+            extended_mask,
+            head_masks,
+            encoder_hidden_states,
+            encoder_extended_mask,
+            init_cache,
+            deterministic,
+            output_attentions,
+            output_hidden_states,
+        )
+
 
 class FlaxBertModel(FlaxBertPreTrainedModel):
     """The bare BERT encoder (or decoder, with `is_decoder`), returning hidden states and the
@@ -702,8 +720,9 @@ class FlaxBertModel(FlaxBertPreTrainedModel):
 class FlaxBertHeadModule(nn.Module):
     """Base of the head modules: they build `base_model_class` (`FlaxBertModule`) as `self.bert`,
     without the pooler in heads that do not read the pooled output unless `pooler_in_every_head`
-    (BigBird's checkpoints store it with every head). A head's call passes `base_inputs` on to the
-    backbone: what a swapped-in backbone needs too (BigBird's `block_sparse_indices`)."""
+    (BigBird's checkpoints store it with every head). A head's call runs the backbone, passing
+    `base_inputs` on (what a swapped-in backbone needs too: BigBird's `block_sparse_indices`),
+    then the head's own math, `head(outputs, deterministic, return_dict)`."""
 
     config: BertConfig
     dtype: Any = jnp.float32
@@ -722,16 +741,6 @@ class FlaxBertHeadModule(nn.Module):
         if not self.config.tie_word_embeddings:
             return None
         return self.bert.variables["params"]["embeddings"]["word_embeddings"]["embedding"]
-
-
-class FlaxBertForPreTrainingModule(FlaxBertHeadModule):
-    """BERT with the masked-LM and next-sentence-prediction heads used in pretraining."""
-
-    output_class: ClassVar[type] = FlaxBertForPreTrainingOutput
-
-    def setup(self) -> None:
-        self.bert = self.base_model()
-        self.cls = FlaxBertPreTrainingHeads(self.config, self.dtype)
 
     def __call__(
         self,
@@ -757,6 +766,19 @@ class FlaxBertForPreTrainingModule(FlaxBertHeadModule):
             output_hidden_states=output_hidden_states,
             **base_inputs,
         )
+        return self.head(outputs, deterministic, return_dict)
+
+
+class FlaxBertForPreTrainingModule(FlaxBertHeadModule):
+    """BERT with the masked-LM and next-sentence-prediction heads used in pretraining."""
+
+    output_class: ClassVar[type] = FlaxBertForPreTrainingOutput
+
+    def setup(self) -> None:
+        self.bert = self.base_model()
+        self.cls = FlaxBertPreTrainingHeads(self.config, self.dtype)
+
+    def head(self, outputs, deterministic: bool, return_dict: bool):
         prediction_logits, seq_relationship_logits = self.cls(
             outputs.last_hidden_state, outputs.pooler_output, self.shared_embedding()
         )
@@ -786,40 +808,7 @@ class FlaxBertForCausalLMModule(FlaxBertHeadModule):
         self.bert = self.base_model(add_pooling_layer=False)
         self.cls = FlaxBertOnlyMLMHead(self.config, self.dtype)
 
-    def __call__(
-        self,
-        input_ids,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        encoder_hidden_states=None,
-        encoder_attention_mask=None,
-        init_cache: bool = False,
-        past_length: int | jax.Array = 0,
-        cache_length: int | None = None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-        **base_inputs,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            encoder_hidden_states,
-            encoder_attention_mask,
-            init_cache,
-            past_length,
-            cache_length,
-            deterministic=deterministic,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            **base_inputs,
-        )
+    def head(self, outputs, deterministic: bool, return_dict: bool):
         logits = self.cls(outputs.last_hidden_state, self.shared_embedding())
         return head_output(CausalLMOutputWithCrossAttentions, outputs, return_dict, logits=logits)
 
@@ -838,34 +827,7 @@ class FlaxBertForMaskedLMModule(FlaxBertHeadModule):
         self.bert = self.base_model(add_pooling_layer=False)
         self.cls = FlaxBertOnlyMLMHead(self.config, self.dtype)
 
-    def __call__(
-        self,
-        input_ids,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        encoder_hidden_states=None,
-        encoder_attention_mask=None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-        **base_inputs,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            encoder_hidden_states,
-            encoder_attention_mask,
-            deterministic=deterministic,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            **base_inputs,
-        )
+    def head(self, outputs, deterministic: bool, return_dict: bool):
         logits = self.cls(outputs.last_hidden_state, self.shared_embedding())
         return head_output(MaskedLMOutput, outputs, return_dict, logits=logits)
 
@@ -884,28 +846,7 @@ class FlaxBertForNextSentencePredictionModule(FlaxBertHeadModule):
         self.bert = self.base_model()
         self.cls = FlaxBertOnlyNSPHead(self.config, self.dtype)
 
-    def __call__(
-        self,
-        input_ids,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            deterministic=deterministic,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
+    def head(self, outputs, deterministic: bool, return_dict: bool):
         logits = self.cls(outputs.pooler_output)
         return head_output(NextSentencePredictorOutput, outputs, return_dict, logits=logits)
 
@@ -924,28 +865,7 @@ class FlaxBertForSequenceClassificationModule(FlaxBertHeadModule):
         self.dropout = classifier_dropout(self.config)
         self.classifier = dense(self.config.num_labels, self.config, self.dtype)
 
-    def __call__(
-        self,
-        input_ids,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            deterministic=deterministic,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
+    def head(self, outputs, deterministic: bool, return_dict: bool):
         pooled_output = self.dropout(outputs.pooler_output, deterministic=deterministic)
         logits = self.classifier(pooled_output)
         return head_output(SequenceClassifierOutput, outputs, return_dict, logits=logits)
@@ -1019,30 +939,7 @@ class FlaxBertForTokenClassificationModule(FlaxBertHeadModule):
         self.dropout = classifier_dropout(self.config)
         self.classifier = dense(self.config.num_labels, self.config, self.dtype)
 
-    def __call__(
-        self,
-        input_ids,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-        **base_inputs,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            deterministic=deterministic,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            **base_inputs,
-        )
+    def head(self, outputs, deterministic: bool, return_dict: bool):
         sequence_output = self.dropout(outputs.last_hidden_state, deterministic=deterministic)
         logits = self.classifier(sequence_output)
         return head_output(TokenClassifierOutput, outputs, return_dict, logits=logits)
@@ -1061,28 +958,7 @@ class FlaxBertForQuestionAnsweringModule(FlaxBertHeadModule):
         self.bert = self.base_model(add_pooling_layer=False)
         self.qa_outputs = dense(2, self.config, self.dtype)
 
-    def __call__(
-        self,
-        input_ids,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            deterministic=deterministic,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
+    def head(self, outputs, deterministic: bool, return_dict: bool):
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, L, 2]
         return head_output(
             QuestionAnsweringModelOutput,

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from aviary.core.block_sparse import AttentionPlan, BlockSparseController, unpad_outputs
+from aviary.core.block_sparse import BlockSparseController, unpad_outputs
 from aviary.core.configs import BigBirdConfig
 from aviary.core.outputs import head_output
 from aviary.flax.bert import (
@@ -60,18 +60,17 @@ from aviary.flax.bert import (
     FlaxBertOutput,
     FlaxBertPreTrainedModel,
     FlaxBertSelfAttention,
-    checked_token_type_ids,
-    full_attention_masks,
 )
-from aviary.flax.big_bird_attention import BlockSparseIndices, block_sparse_attention
+from aviary.flax.big_bird_attention import (
+    BlockSparseIndices,
+    BlockSparseModelMixin,
+    block_sparse_attention,
+)
 from aviary.flax.modeling_utils import (
-    BaseModelOutputWithPoolingAndCrossAttentions,
     SequenceClassifierOutput,
     classifier_dropout,
     dense,
-    expand_head_mask,
     get_activation,
-    is_concrete,
     normal_init,
     pytree_output_class,
 )
@@ -162,54 +161,16 @@ class FlaxBigBirdEncoder(FlaxBertEncoder):
     layer_class = FlaxBigBirdLayer
 
 
-class FlaxBigBirdPreTrainedModel(FlaxBertPreTrainedModel):
+class FlaxBigBirdPreTrainedModel(BlockSparseModelMixin, FlaxBertPreTrainedModel):
     """Base of the BigBird classes: config class, attention settings (`block_sparse`, the
     controller), and the call every head shares: planned here, outside the module."""
 
     config_class = BigBirdConfig
 
     def __init__(self, config: BigBirdConfig, *args: Any, **kwargs: Any) -> None:
-        if isinstance(config, BigBirdConfig):  # other configs: the base class names the problem
-            # Attention type, random-block policy and the plan of each call.
-            self.block_sparse = BlockSparseController(config)
         super().__init__(config, *args, **kwargs)
-
-    @property
-    def attention_type(self) -> str:
-        return self.block_sparse.attention_type
-
-    @property
-    def block_sparse_policy(self) -> str:
-        return self.block_sparse.policy
-
-    def set_attention_type(self, attention_type: str) -> None:
-        """Choose `"block_sparse"` or `"original_full"` attention for later calls (the config
-        and the parameters are left as they are). Block-sparse calls still fall back to full
-        attention on short inputs."""
-        self.block_sparse.set_attention_type(attention_type)
-
-    def set_block_sparse_policy(
-        self, policy: str = "reference", rng: np.random.Generator | None = None
-    ) -> None:
-        """Choose how block-sparse calls draw their random key blocks.
-
-        `"reference"` (default; the reference library's numbers: layer-seeded plans in training,
-        the all-zero plan in eval), `"fixed"` (the seeded plan in training and eval) or
-        `"resample"` (a fresh plan per call from `rng`, a `numpy.random.Generator`).
-        """
-        self.block_sparse.set_policy(policy, rng)
-
-    def plan(self, seq_len: int, train: bool = False) -> AttentionPlan | None:
-        """The block-sparse plan of a call on `seq_len` tokens, or None for full attention.
-        Under the "resample" policy each call draws from the policy's generator (so calling it
-        yourself advances that generator too)."""
-        return self.block_sparse.plan(seq_len, training=train)
-
-    def block_sparse_indices(self, seq_len: int, train: bool = False) -> BlockSparseIndices | None:
-        """`plan(seq_len, train)` as the arrays the modules take (None for full attention): pass
-        it through `jax.jit` as an argument and on as `block_sparse_indices=`."""
-        plan = self.plan(seq_len, train)
-        return None if plan is None else BlockSparseIndices.from_plan(plan, self.dtype)
+        # Attention type, random-block policy and the plan of each call.
+        self.block_sparse = BlockSparseController(config)
 
     def __call__(
         self,
@@ -230,13 +191,9 @@ class FlaxBigBirdPreTrainedModel(FlaxBertPreTrainedModel):
         past_key_values: dict | None = None,
         block_sparse_indices: BlockSparseIndices | None = None,
     ):
-        """Run the model: a pure function of `params` (default: `self.params`) and the inputs.
-
-        `train=True` applies dropout with `dropout_rng` (and plans block-sparse attention for
-        training). `past_key_values` (from `init_cache`, or a previous call's output) makes the
-        call a decoding step that returns the updated cache. `block_sparse_indices` (from
-        `block_sparse_indices()`) overrides the plan the model's policy would make.
-        """
+        """BERT's call (`FlaxBertPreTrainedModel.__call__`), planned here: `train=True` also plans
+        block-sparse attention for training, and `block_sparse_indices` (from
+        `block_sparse_indices()`) overrides the plan the model's policy would make."""
         inputs = self.given_inputs(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -258,7 +215,6 @@ class FlaxBigBirdPreTrainedModel(FlaxBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=return_dict,
             past_key_values=past_key_values,
-            step_length=inputs["input_ids"].shape[-1],
         )
 
     def call_indices(
@@ -280,13 +236,12 @@ class FlaxBigBirdPreTrainedModel(FlaxBertPreTrainedModel):
         if past_key_values is not None and given is None:
             return None
         input_ids, mask = inputs["input_ids"], inputs.get("attention_mask")
-        return BlockSparseIndices.for_call(
-            self.block_sparse,
+        return self.call_plan(
             input_ids.shape[-1],
-            training=train,
-            dtype=self.dtype,
-            given=given,
-            traced=not all(is_concrete(x) for x in jax.tree_util.tree_leaves((inputs, params))),
+            inputs,
+            params,
+            train,
+            given,
             # A [batch, (choices,) sequence] mask has the rank of the ids.
             attention_mask_rank=None if mask is None else np.ndim(mask) - input_ids.ndim + 2,
             has_encoder_hidden_states="encoder_hidden_states" in inputs,
@@ -318,99 +273,76 @@ class FlaxBigBirdModule(FlaxBertModule):
                 dtype=self.dtype,
             )
 
-    def __call__(
+    def encode(
         self,
-        input_ids: jax.Array,
-        attention_mask: jax.Array | None = None,
-        token_type_ids: jax.Array | None = None,
-        position_ids: jax.Array | None = None,
-        head_mask: jax.Array | None = None,
-        encoder_hidden_states: jax.Array | None = None,
-        encoder_attention_mask: jax.Array | None = None,
-        init_cache: bool = False,
-        past_length: int | jax.Array = 0,
-        cache_length: int | None = None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
+        embedding_output: jax.Array,
+        attention_mask: jax.Array | None,
+        head_masks: list[jax.Array | None],
+        encoder_hidden_states: jax.Array | None,
+        encoder_attention_mask: jax.Array | None,
+        init_cache: bool,
+        past_length: int | jax.Array,
+        cache_length: int | None,
+        deterministic: bool,
+        output_attentions: bool,
+        output_hidden_states: bool,
         block_sparse_indices: BlockSparseIndices | None = None,
-    ):
-        config = self.config
-        if attention_mask is not None:
-            attention_mask = jnp.asarray(attention_mask)
-        token_type_ids = checked_token_type_ids(
-            input_ids, token_type_ids, position_ids, attention_mask, cache_length
-        )
-        batch, length = token_type_ids.shape
-        if encoder_hidden_states is not None and not config.add_cross_attention:
+    ) -> tuple:
+        """The encoder stack over `embedding_output` `[B, L, H]`, block-sparse when this call's
+        plan (`block_sparse_indices`, from the wrapper) says so (padded to whole blocks, every
+        per-token output unpadded again), else BERT's full attention: `(sequence_output,
+        hidden_states, attentions, cross_attentions)`."""
+        batch, length, _ = embedding_output.shape
+        dtype = embedding_output.dtype
+        if encoder_hidden_states is not None and not self.config.add_cross_attention:
             raise ValueError(
                 "encoder_hidden_states were given, but the model has no cross-attention "
                 "layers: build it with is_decoder=True, add_cross_attention=True and "
                 "attention_type='original_full'"
             )
-        embedding_output = self.embeddings(
-            input_ids, token_type_ids, position_ids, past_length, deterministic
-        )
-        dtype = embedding_output.dtype
-        head_masks = expand_head_mask(
-            head_mask, config.num_hidden_layers, config.num_attention_heads, dtype
-        )
-
         indices = block_sparse_indices
-        block_sparse = extended_mask = encoder_extended_mask = None
-        if indices is not None:
-            key_keep = (
-                jnp.ones((batch, length), dtype=dtype)
-                if attention_mask is None
-                else attention_mask.astype(dtype)
-            )
-            if indices.pad_length:
-                embedding_output, key_keep = self.pad(
-                    embedding_output, key_keep, indices, deterministic
-                )
-            block_sparse = (indices, key_keep)  # key_keep: [B, padded L]
-        else:
-            extended_mask, encoder_extended_mask = full_attention_masks(
-                config,
+        if indices is None:
+            return super().encode(
                 embedding_output,
                 attention_mask,
-                past_length,
-                cache_length,
+                head_masks,
                 encoder_hidden_states,
                 encoder_attention_mask,
+                init_cache,
+                past_length,
+                cache_length,
+                deterministic,
+                output_attentions,
+                output_hidden_states,
             )
-        if encoder_hidden_states is not None:
-            encoder_hidden_states = jnp.asarray(encoder_hidden_states).astype(dtype)
 
+        key_keep = (
+            jnp.ones((batch, length), dtype=dtype)
+            if attention_mask is None
+            else attention_mask.astype(dtype)
+        )
+        if indices.pad_length:
+            embedding_output, key_keep = self.pad(
+                embedding_output, key_keep, indices, deterministic
+            )
         sequence_output, hidden_states, attentions, cross_attentions = self.encoder(
             embedding_output,
-            extended_mask,
+            None,
             head_masks,
             encoder_hidden_states,
-            encoder_extended_mask,
+            None,
             init_cache,
             deterministic,
             output_attentions,
             output_hidden_states,
-            block_sparse=block_sparse,
+            block_sparse=(indices, key_keep),  # key_keep: [B, padded L]
         )
         # Every per-token output goes back to the input length (the indices carry the plan's
         # seq_len and pad_length).
         sequence_output, hidden_states, attentions = unpad_outputs(
             indices, sequence_output, hidden_states, attentions
         )
-        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
-        return head_output(
-            BaseModelOutputWithPoolingAndCrossAttentions,
-            None,
-            return_dict,
-            last_hidden_state=sequence_output,
-            pooler_output=pooled_output,
-            hidden_states=hidden_states,
-            attentions=attentions,
-            cross_attentions=cross_attentions,
-        )
+        return sequence_output, hidden_states, attentions, cross_attentions
 
     def pad(
         self,
@@ -507,30 +439,7 @@ class FlaxBigBirdForSequenceClassificationModule(FlaxBigBirdHeadModule):
         self.bert = self.base_model()
         self.classifier = FlaxBigBirdClassificationHead(self.config, self.dtype)
 
-    def __call__(
-        self,
-        input_ids,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        deterministic: bool = True,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-        block_sparse_indices: BlockSparseIndices | None = None,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            deterministic=deterministic,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            block_sparse_indices=block_sparse_indices,
-        )
+    def head(self, outputs, deterministic: bool, return_dict: bool):
         logits = self.classifier(outputs.last_hidden_state, deterministic)
         return head_output(SequenceClassifierOutput, outputs, return_dict, logits=logits)
 

@@ -33,11 +33,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # MASK_PENALTY: the reference's additive penalty for masked keys in block-sparse mode (full
 # attention uses the dtype's minimum instead). In float32, exp(score - 10000) is exactly 0 next to
 # any kept key.
 from aviary.core.block_sparse import MASK_PENALTY, AttentionPlan, BlockSparseController
+from aviary.flax.modeling_utils import is_concrete
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +126,79 @@ jax.tree_util.register_dataclass(
     data_fields=["key_blocks", "slot_penalty"],
     meta_fields=["block_size", "seq_len", "pad_length"],
 )
+
+
+class BlockSparseModelMixin:
+    """The attention settings of a Flax wrapper whose (encoder) self-attention may be
+    block-sparse, over `self.block_sparse` (the model's `BlockSparseController`), and the one
+    planning step of its calls (`call_plan`)."""
+
+    block_sparse: BlockSparseController
+    dtype: Any
+
+    def check_block_sparse(self) -> None:
+        """Raise when this model has no block-sparse attention to set (default: it has)."""
+
+    @property
+    def attention_type(self) -> str:
+        return self.block_sparse.attention_type
+
+    @property
+    def block_sparse_policy(self) -> str:
+        return self.block_sparse.policy
+
+    def set_attention_type(self, attention_type: str) -> None:
+        """Choose `"block_sparse"` or `"original_full"` attention for later calls (the config
+        and the parameters are left as they are). Block-sparse calls still fall back to full
+        attention on short inputs."""
+        self.check_block_sparse()
+        self.block_sparse.set_attention_type(attention_type)
+
+    def set_block_sparse_policy(
+        self, policy: str = "reference", rng: np.random.Generator | None = None
+    ) -> None:
+        """Choose how block-sparse calls draw their random key blocks.
+
+        `"reference"` (default; the reference library's numbers: layer-seeded plans in training,
+        the all-zero plan in eval), `"fixed"` (the seeded plan in training and eval) or
+        `"resample"` (a fresh plan per call from `rng`, a `numpy.random.Generator`).
+        """
+        self.check_block_sparse()
+        self.block_sparse.set_policy(policy, rng)
+
+    def plan(self, seq_len: int, train: bool = False) -> AttentionPlan | None:
+        """The block-sparse plan of a call on `seq_len` tokens, or None for full attention.
+        Under the "resample" policy each call draws from the policy's generator (so calling it
+        yourself advances that generator too)."""
+        return self.block_sparse.plan(seq_len, training=train)
+
+    def block_sparse_indices(self, seq_len: int, train: bool = False) -> BlockSparseIndices | None:
+        """`plan(seq_len, train)` as the arrays the modules take (None for full attention): pass
+        it through `jax.jit` as an argument and on as `block_sparse_indices=`."""
+        plan = self.plan(seq_len, train)
+        return None if plan is None else BlockSparseIndices.from_plan(plan, self.dtype)
+
+    def call_plan(
+        self,
+        seq_len: int,
+        inputs: dict[str, Any],
+        params: dict | None,
+        train: bool,
+        given: BlockSparseIndices | None,
+        **call_facts: Any,
+    ) -> BlockSparseIndices | None:
+        """The plan of a call on `seq_len` tokens (`BlockSparseIndices.for_call`), made once, in
+        the wrapper; the call is traced when any of its `inputs` or `params` is. `call_facts`:
+        `attention_mask_rank`, `has_encoder_hidden_states`."""
+        return BlockSparseIndices.for_call(
+            self.block_sparse,
+            seq_len,
+            training=train,
+            dtype=self.dtype,
+            given=given,
+            traced=not all(is_concrete(x) for x in jax.tree_util.tree_leaves((inputs, params))),
+            **call_facts,
+        )
 
 
 def _global_rows(

@@ -8,20 +8,13 @@ checkpoints call `layernorm_embedding`; every LayerNorm has eps 1e-5. Word embed
 the encoder, the decoder and (tied) the LM head, and scaled by sqrt(d_model) (`scale_embedding`);
 each stack has its own learned position table, starting at position 0.
 
-The encoder's self-attention is BigBird's (`aviary.flax.big_bird.FlaxBigBirdSelfAttention`). As in
-`FlaxBigBirdModel`, the wrapper's `aviary.core.block_sparse.BlockSparseController`
-(`model.block_sparse`) decides once per call, outside the traced computation, whether the call
-runs block-sparse (padding the input to a multiple of `block_size` with embedded pad tokens) or
-full attention (inputs of at most `(5 + 2 r) * block_size` tokens); the plan enters the linen
-module as `BlockSparseIndices` (constants under `jax.jit`, or an argument), and the module never
-plans. Deviations from the reference library, on purpose (the same as the PyTorch file):
-
-* the reference's encoder ignores the attention mask after falling back to full attention on a
-  short input; aviary honours it, so padded and unpadded inputs give the same outputs on the real
-  tokens;
-* every per-token encoder output (`last_hidden_state`, `hidden_states`, `attentions`) is
-  unpadded, not only the last hidden state;
-* `head_mask` also applies in block-sparse mode (the reference ignores it there).
+The encoder's self-attention is BigBird's (`aviary.flax.big_bird.FlaxBigBirdSelfAttention`),
+planned as in `FlaxBigBirdModel`: the wrapper's controller (`model.block_sparse`) decides once
+per call, outside the trace, between block-sparse attention (the input padded to whole blocks
+with embedded pad tokens) and full attention (short inputs), and hands the module the plan as
+`BlockSparseIndices`. The deviations from the reference are the PyTorch file's (on purpose): the
+mask is honoured on the full-attention fallback, every per-token output is unpadded, and
+`head_mask` applies in block-sparse mode too.
 
 Decoding: `init_cache(batch, max_length)` preallocates every decoder self-attention's keys and
 values (as the Flax BERT and BigBird do); a call with `past_key_values=` writes the new keys at
@@ -47,12 +40,12 @@ import numpy as np
 from flax import linen as nn
 
 from aviary.core import checks
-from aviary.core.block_sparse import AttentionPlan, BlockSparseController, unpad_outputs
+from aviary.core.block_sparse import BlockSparseController, unpad_outputs
 from aviary.core.configs import BigBirdPegasusConfig
-from aviary.core.generation import GenerationConfig
 from aviary.core.outputs import ModelOutput, head_output
+from aviary.flax.bert import full_attention_masks
 from aviary.flax.big_bird import FlaxBigBirdSelfAttention
-from aviary.flax.big_bird_attention import BlockSparseIndices
+from aviary.flax.big_bird_attention import BlockSparseIndices, BlockSparseModelMixin
 from aviary.flax.generation import FlaxGenerationMixin
 from aviary.flax.modeling_utils import (
     IGNORE_INDEX,
@@ -89,10 +82,7 @@ def shift_tokens_right(
 ) -> jax.Array:
     """Decoder inputs from labels: prepend `decoder_start_token_id`, drop the last token, and
     replace the ignored label -100 by `pad_token_id`. `[B, T]` -> `[B, T]`."""
-    if decoder_start_token_id is None:
-        raise ValueError("decoder_start_token_id must be set to build decoder inputs from labels")
-    if pad_token_id is None:
-        raise ValueError("pad_token_id must be set to build decoder inputs from labels")
+    checks.check_decoder_start(pad_token_id, decoder_start_token_id)
     input_ids = jnp.asarray(input_ids)
     start = jnp.full_like(input_ids[:, :1], decoder_start_token_id)
     shifted = jnp.concatenate([start, input_ids[:, :-1]], axis=1)  # [B, T]
@@ -144,11 +134,9 @@ class FlaxBigBirdPegasusEncoderAttention(nn.Module):
             hidden_states,
             attention_mask,
             head_mask,
-            None,
-            False,
-            deterministic,
-            output_attentions,
-            block_sparse,
+            deterministic=deterministic,
+            output_attentions=output_attentions,
+            block_sparse=block_sparse,
         )
         return self.output(context), probs
 
@@ -163,18 +151,16 @@ class FlaxBigBirdPegasusDecoderAttention(KeyValueCacheMixin):
 
     def setup(self) -> None:
         config = self.config
-        self.embed_dim = config.d_model
-        self.num_heads = config.decoder_attention_heads
-        if self.embed_dim % self.num_heads != 0:
-            raise ValueError(
-                f"embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}"
-            )
-        self.head_dim = self.embed_dim // self.num_heads
+        self.embed_dim = embed_dim = config.d_model
+        self.num_heads = num_heads = config.decoder_attention_heads
+        if embed_dim % num_heads != 0:
+            raise ValueError(f"embed_dim={embed_dim} is not a multiple of num_heads={num_heads}")
+        self.head_dim = embed_dim // num_heads
         self.scaling = self.head_dim**-0.5
-        self.k_proj = dense(self.embed_dim, config, self.dtype, use_bias=config.use_bias)
-        self.v_proj = dense(self.embed_dim, config, self.dtype, use_bias=config.use_bias)
-        self.q_proj = dense(self.embed_dim, config, self.dtype, use_bias=config.use_bias)
-        self.out_proj = dense(self.embed_dim, config, self.dtype, use_bias=config.use_bias)
+        self.k_proj = dense(embed_dim, config, self.dtype, use_bias=config.use_bias)
+        self.v_proj = dense(embed_dim, config, self.dtype, use_bias=config.use_bias)
+        self.q_proj = dense(embed_dim, config, self.dtype, use_bias=config.use_bias)
+        self.out_proj = dense(embed_dim, config, self.dtype, use_bias=config.use_bias)
         self.dropout_layer = nn.Dropout(rate=config.attention_dropout)
 
     def split_heads(self, x: jax.Array) -> jax.Array:
@@ -334,23 +320,16 @@ class FlaxBigBirdPegasusDecoderLayer(nn.Module):
 
 
 class FlaxBigBirdPegasusClassificationHead(nn.Module):
-    """Sentence head: dropout, dense, tanh, dropout, projection to the labels."""
+    """Sentence head: dropout, dense (d_model), tanh, dropout, projection to the labels."""
 
-    input_dim: int
-    inner_dim: int
-    num_classes: int
-    pooler_dropout: float
-    init_std: float = 0.02
+    config: BigBirdPegasusConfig
     dtype: Any = jnp.float32
 
     def setup(self) -> None:
-        self.dense = nn.Dense(
-            self.inner_dim, kernel_init=normal_init(self.init_std), dtype=self.dtype
-        )
-        self.dropout = nn.Dropout(rate=self.pooler_dropout)
-        self.out_proj = nn.Dense(
-            self.num_classes, kernel_init=normal_init(self.init_std), dtype=self.dtype
-        )
+        config = self.config
+        self.dense = dense(config.d_model, config, self.dtype)
+        self.dropout = nn.Dropout(rate=config.classifier_dropout)
+        self.out_proj = dense(config.num_labels, config, self.dtype)
 
     def __call__(self, hidden_states: jax.Array, deterministic: bool = True) -> jax.Array:
         hidden_states = jnp.tanh(
@@ -359,9 +338,10 @@ class FlaxBigBirdPegasusClassificationHead(nn.Module):
         return self.out_proj(self.dropout(hidden_states, deterministic=deterministic))
 
 
-class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
+class FlaxBigBirdPegasusPreTrainedModel(BlockSparseModelMixin, FlaxPreTrainedModel):
     """Base of the BigBirdPegasus classes: config class, checkpoint prefix, the encoder's
-    block-sparse controller, and the call every head shares (the call's plan, dropout, cache)."""
+    attention settings (`block_sparse`, the controller; see `BlockSparseModelMixin`), and the
+    call every head shares (the call's plan, dropout, cache)."""
 
     config_class = BigBirdPegasusConfig
     base_model_prefix = "model"
@@ -369,38 +349,13 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
 
     def __init__(self, config: BigBirdPegasusConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
-        # Attention type, random-block policy and the plan of each encoder call (an encoder:
-        # block-sparse attention is allowed).
+        # Attention type, random-block policy and plan of each encoder call (block-sparse allowed).
         self.block_sparse = BlockSparseController(config, decoder=False)
 
-    def _check_encoder(self) -> None:
+    def check_block_sparse(self) -> None:
+        """The block-sparse settings (and `encode`) are the encoder's."""
         if not self.has_encoder:
             raise ValueError(f"{type(self).__name__} has no encoder")
-
-    def set_attention_type(self, attention_type: str) -> None:
-        """Choose `"block_sparse"` or `"original_full"` encoder attention for later calls (the
-        config is left as it is). Block-sparse calls still use full attention on short inputs."""
-        self._check_encoder()
-        self.block_sparse.set_attention_type(attention_type)
-
-    def set_block_sparse_policy(
-        self, policy: str = "reference", rng: np.random.Generator | None = None
-    ) -> None:
-        """Choose how block-sparse encoder calls draw their random key blocks: `"reference"`
-        (default), `"fixed"` or `"resample"` (from `rng`); see `aviary.core.block_sparse`."""
-        self._check_encoder()
-        self.block_sparse.set_policy(policy, rng)
-
-    def plan(self, seq_len: int, train: bool = False) -> AttentionPlan | None:
-        """The block-sparse plan of an encoder call on `seq_len` tokens, or None for full
-        attention. Under the "resample" policy each call draws from the policy's generator."""
-        return self.block_sparse.plan(seq_len, training=train)
-
-    def block_sparse_indices(self, seq_len: int, train: bool = False) -> BlockSparseIndices | None:
-        """`plan(seq_len, train)` as the arrays the modules take (None for full attention): pass
-        it through `jax.jit` as an argument and on as `block_sparse_indices=`."""
-        plan = self.plan(seq_len, train)
-        return None if plan is None else BlockSparseIndices.from_plan(plan, self.dtype)
 
     def call_indices(
         self,
@@ -414,14 +369,7 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
         source = inputs.get("input_ids", inputs.get("inputs_embeds"))
         if "encoder_outputs" in inputs or source is None or np.ndim(source) < 2:
             return None  # (a bad rank is reported by the module)
-        return BlockSparseIndices.for_call(
-            self.block_sparse,
-            source.shape[1],
-            training=train,
-            dtype=self.dtype,
-            given=given,
-            traced=not all(is_concrete(x) for x in jax.tree_util.tree_leaves((inputs, params))),
-        )
+        return self.call_plan(source.shape[1], inputs, params, train, given)
 
     def prepare_decoder_input_ids_from_labels(self, labels: jax.Array) -> jax.Array:
         """The decoder inputs the PyTorch model builds from `labels` (`shift_tokens_right`)."""
@@ -454,7 +402,7 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
         block_sparse_indices: BlockSparseIndices | None = None,
     ):
         """The encoder alone (a `BaseModelOutput`), planned as a full call would be."""
-        self._check_encoder()
+        self.check_block_sparse()
         inputs = self.given_inputs(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -464,10 +412,6 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
         inputs["block_sparse_indices"] = self.call_indices(
             inputs, params, train, block_sparse_indices
         )
-
-        def run_encoder(module, **kwargs):
-            return module.model.encoder(**kwargs)
-
         return self.apply_module(
             inputs,
             params=params,
@@ -476,7 +420,7 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=return_dict,
-            method=run_encoder,
+            method=lambda module, **encoder_inputs: module.model.encoder(**encoder_inputs),
         )
 
     def __call__(
@@ -502,11 +446,8 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
     ):
         """Run the model: a pure function of `params` (default: `self.params`) and the inputs.
 
-        `train=True` applies dropout with `dropout_rng` (and plans block-sparse attention for
-        training). `past_key_values` (from `init_cache`, or a previous call's output) makes the
-        call a decoding step that returns the updated cache; its `decoder_attention_mask`, if
-        given, covers the whole cache `[B, max_length]`. `block_sparse_indices` (from
-        `block_sparse_indices()`) overrides the plan the model's policy would make.
+        `train`, `past_key_values` and `block_sparse_indices` as in the BERT and BigBird calls;
+        in a decoding step a `decoder_attention_mask` covers the whole cache `[B, max_length]`.
         """
         inputs = self.given_inputs(
             input_ids=input_ids,
@@ -523,7 +464,6 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
         inputs["block_sparse_indices"] = self.call_indices(
             inputs, params, train, block_sparse_indices
         )
-        new = inputs.get("decoder_input_ids", inputs.get("decoder_inputs_embeds"))
         return self.apply_module(
             inputs,
             params=params,
@@ -533,7 +473,6 @@ class FlaxBigBirdPegasusPreTrainedModel(FlaxPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=return_dict,
             past_key_values=past_key_values,
-            step_length=0 if new is None else new.shape[1],
         )
 
 
@@ -551,21 +490,10 @@ def _word_embedding(config: BigBirdPegasusConfig, dtype: Any):
     )
 
 
-def _position_embedding(config: BigBirdPegasusConfig, dtype: Any):
-    return FlaxBigBirdPegasusLearnedPositionalEmbedding(
-        config.max_position_embeddings,
-        config.d_model,
-        embedding_init=normal_init(config.init_std),
-        dtype=dtype,
-    )
-
-
-class FlaxBigBirdPegasusEncoder(nn.Module):
-    """The encoder stack: embeddings, BigBird layers, final LayerNorm (`layernorm_embedding`).
-
-    The call runs block-sparse attention when it is given `block_sparse_indices` (the wrapper's
-    plan), else full attention.
-    """
+class FlaxBigBirdPegasusStack(nn.Module):
+    """What the encoder and the decoder stacks share: dropout, the word embeddings (the model's
+    shared table, or their own), the learned positions, the final LayerNorm
+    (`layernorm_embedding`), and the checks of their input ids or embeddings."""
 
     config: BigBirdPegasusConfig
     dtype: Any = jnp.float32
@@ -576,14 +504,45 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
     def setup(self) -> None:
         config = self.config
         self.dropout = nn.Dropout(rate=config.dropout)
-        self.layerdrop = config.encoder_layerdrop
         self.padding_idx = config.pad_token_id
+        shared = self.shared_embedding
+        self.embed_tokens = shared if shared is not None else _word_embedding(config, self.dtype)
+        self.embed_positions = FlaxBigBirdPegasusLearnedPositionalEmbedding(
+            config.max_position_embeddings,
+            config.d_model,
+            embedding_init=normal_init(config.init_std),
+            dtype=self.dtype,
+        )
+        self.layernorm_embedding = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
+
+    def embed_inputs(
+        self, input_ids: jax.Array | None, inputs_embeds: jax.Array | None, prefix: str = ""
+    ) -> jax.Array:
+        """The word embeddings of `input_ids` `[B, L]`, or the given `inputs_embeds`
+        `[B, L, H]`; `prefix` starts the names in the error messages."""
+        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
+        if input_ids is not None:
+            input_ids = jnp.asarray(input_ids)
+            checks.check_rank(f"{prefix}input_ids", input_ids.shape, (2,))
+            check_ids(f"{prefix}input_ids", input_ids, self.config.vocab_size)
+            return self.embed_tokens(input_ids)
+        inputs_embeds = jnp.asarray(inputs_embeds).astype(self.dtype)
+        checks.check_rank(f"{prefix}inputs_embeds", inputs_embeds.shape, (3,))
+        return inputs_embeds
+
+
+class FlaxBigBirdPegasusEncoder(FlaxBigBirdPegasusStack):
+    """The encoder stack: embeddings, BigBird layers, final LayerNorm (`layernorm_embedding`).
+
+    The call runs block-sparse attention when it is given `block_sparse_indices` (the wrapper's
+    plan), else full attention.
+    """
+
+    def setup(self) -> None:
+        super().setup()
+        config = self.config
+        self.layerdrop = config.encoder_layerdrop
         self.max_source_positions = config.max_position_embeddings
-        embed_tokens = self.shared_embedding
-        if embed_tokens is None:
-            embed_tokens = _word_embedding(config, self.dtype)
-        self.embed_tokens = embed_tokens
-        self.embed_positions = _position_embedding(config, self.dtype)
         layer_class = FlaxBigBirdPegasusEncoderLayer
         if self.gradient_checkpointing:
             # Recompute each layer in the backward pass; the flags are Python values (argument
@@ -592,7 +551,6 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
         self.layers = [
             layer_class(config, self.dtype, layer_index=i) for i in range(config.encoder_layers)
         ]
-        self.layernorm_embedding = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
 
     def __call__(
         self,
@@ -607,15 +565,7 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
         block_sparse_indices: BlockSparseIndices | None = None,
     ):
         config = self.config
-        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
-        if input_ids is not None:
-            input_ids = jnp.asarray(input_ids)
-            checks.check_rank("input_ids", input_ids.shape, (2,))
-            check_ids("input_ids", input_ids, config.vocab_size)
-            inputs_embeds = self.embed_tokens(input_ids)
-        else:
-            inputs_embeds = jnp.asarray(inputs_embeds).astype(self.dtype)
-            checks.check_rank("inputs_embeds", inputs_embeds.shape, (3,))
+        inputs_embeds = self.embed_inputs(input_ids, inputs_embeds)
         batch, length = inputs_embeds.shape[:2]
         if attention_mask is not None:
             attention_mask = jnp.asarray(attention_mask)
@@ -697,32 +647,20 @@ class FlaxBigBirdPegasusEncoder(nn.Module):
         return hidden_states, key_keep
 
 
-class FlaxBigBirdPegasusDecoder(nn.Module):
+class FlaxBigBirdPegasusDecoder(FlaxBigBirdPegasusStack):
     """The decoder stack: embeddings, full-attention layers with cross-attention, final
     LayerNorm (`layernorm_embedding`)."""
 
-    config: BigBirdPegasusConfig
-    dtype: Any = jnp.float32
-    shared_embedding: nn.Module | None = None
-    gradient_checkpointing: bool = False
-
     def setup(self) -> None:
+        super().setup()
         config = self.config
-        self.dropout = nn.Dropout(rate=config.dropout)
         self.layerdrop = config.decoder_layerdrop
-        self.padding_idx = config.pad_token_id
         self.max_target_positions = config.max_position_embeddings
-        embed_tokens = self.shared_embedding
-        if embed_tokens is None:
-            embed_tokens = _word_embedding(config, self.dtype)
-        self.embed_tokens = embed_tokens
-        self.embed_positions = _position_embedding(config, self.dtype)
         layer_class = FlaxBigBirdPegasusDecoderLayer
         if self.gradient_checkpointing:
             # The flags init_cache, deterministic, output_attentions are Python values.
             layer_class = nn.remat(FlaxBigBirdPegasusDecoderLayer, static_argnums=(7, 8, 9))
         self.layers = [layer_class(config, self.dtype) for _ in range(config.decoder_layers)]
-        self.layernorm_embedding = nn.LayerNorm(epsilon=LAYER_NORM_EPS, dtype=self.dtype)
 
     def __call__(
         self,
@@ -742,52 +680,33 @@ class FlaxBigBirdPegasusDecoder(nn.Module):
         return_dict: bool = True,
     ):
         config = self.config
-        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
-        if input_ids is not None:
-            input_ids = jnp.asarray(input_ids)
-            checks.check_rank("decoder input_ids", input_ids.shape, (2,))
-            check_ids("decoder input_ids", input_ids, config.vocab_size)
-            inputs_embeds = self.embed_tokens(input_ids)
-        else:
-            inputs_embeds = jnp.asarray(inputs_embeds).astype(self.dtype)
-            checks.check_rank("decoder inputs_embeds", inputs_embeds.shape, (3,))
+        inputs_embeds = self.embed_inputs(input_ids, inputs_embeds, "decoder ")
         batch, length = inputs_embeds.shape[:2]
-        # With a preallocated cache the keys are the whole cache; otherwise this call's tokens.
-        key_length = cache_length if cache_length is not None else length
         positions = self.embed_positions(length, past_length)  # [T, H]
-        hidden_states = self.dropout(
-            inputs_embeds + positions, deterministic=deterministic
-        )  # [B, T, H]
+        hidden_states = self.dropout(inputs_embeds + positions, deterministic=deterministic)
         dtype = hidden_states.dtype
 
-        # Causal self-attention mask [B, 1, T, K]; with a cache, query i sits at past + i.
+        # With a preallocated cache the keys are the whole cache; otherwise this call's tokens.
+        key_length = cache_length or length
         if attention_mask is not None:
             attention_mask = jnp.asarray(attention_mask)
             checks.check_attention_mask_shape(
                 attention_mask.shape, batch, length, key_length, "decoder attention_mask"
             )
-        keep = attention_mask
-        if keep is None:
-            keep = jnp.ones((batch, key_length), dtype="i4")
-        self_mask = extended_attention_mask(
-            keep, length, dtype, True, past_length if cache_length is not None else None
-        )
-        cross_mask = None
         if encoder_hidden_states is not None:
             encoder_hidden_states = jnp.asarray(encoder_hidden_states).astype(dtype)
             checks.check_rank("encoder_hidden_states", encoder_hidden_states.shape, (3,))
-            if encoder_attention_mask is not None:
-                encoder_attention_mask = jnp.asarray(encoder_attention_mask)
-                checks.check_attention_mask_shape(
-                    encoder_attention_mask.shape,
-                    batch,
-                    length,
-                    encoder_hidden_states.shape[1],
-                    "encoder attention_mask",
-                )
-                cross_mask = extended_attention_mask(
-                    encoder_attention_mask, length, dtype, causal=False
-                )
+        # Causal self-attention mask [B, 1, T, K] (query i at position past + i); cross mask.
+        self_mask, cross_mask = full_attention_masks(
+            hidden_states,
+            attention_mask,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            True,
+            past_length,
+            cache_length,
+            "encoder attention_mask",
+        )
         num_layers, num_heads = len(self.layers), config.decoder_attention_heads
         head_masks = expand_head_mask(head_mask, num_layers, num_heads, dtype)
         cross_head_masks = expand_head_mask(cross_attn_head_mask, num_layers, num_heads, dtype)
@@ -839,7 +758,7 @@ def _as_encoder_output(encoder_outputs) -> ModelOutput:
     if isinstance(encoder_outputs, ModelOutput):
         return encoder_outputs
     if isinstance(encoder_outputs, (jax.Array, np.ndarray)):
-        return BaseModelOutput(last_hidden_state=encoder_outputs)
+        encoder_outputs = (encoder_outputs,)
     if not isinstance(encoder_outputs, (tuple, list)) or not encoder_outputs:
         raise TypeError(
             "encoder_outputs must be the encoder's output or a tuple starting with its "
@@ -931,7 +850,10 @@ class FlaxBigBirdPegasusModule(nn.Module):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        output = Seq2SeqModelOutput(
+        return head_output(
+            Seq2SeqModelOutput,
+            None,
+            return_dict,
             last_hidden_state=decoder_outputs.last_hidden_state,
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
@@ -940,7 +862,6 @@ class FlaxBigBirdPegasusModule(nn.Module):
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
         )
-        return finish_output(output, return_dict)
 
 
 class FlaxBigBirdPegasusModel(FlaxBigBirdPegasusPreTrainedModel):
@@ -971,9 +892,7 @@ class FlaxBigBirdPegasusForConditionalGenerationModule(nn.Module):
         outputs = self.model(**base_inputs)
         hidden_states = outputs.last_hidden_state  # [B, T, H]
         if self.config.tie_word_embeddings:
-            # The LM head shares the word-embedding matrix [V, H].
-            shared = self.model.variables["params"]["shared"]["embedding"]
-            lm_logits = hidden_states @ shared.T.astype(self.dtype)
+            lm_logits = self.model.shared.attend(hidden_states)  # the word embeddings [V, H]
         else:
             lm_logits = self.lm_head(hidden_states)
         lm_logits = lm_logits + self.final_logits_bias.astype(self.dtype)  # [B, T, V]
@@ -989,10 +908,6 @@ class FlaxBigBirdPegasusForConditionalGeneration(
     # The LM head shares the word-embedding matrix (when `tie_word_embeddings`, the default).
     tied_weights = (("lm_head.weight", "model.shared.weight"),)
 
-    def __init__(self, config: BigBirdPegasusConfig, *args: Any, **kwargs: Any) -> None:
-        super().__init__(config, *args, **kwargs)
-        self.generation_config = GenerationConfig.from_model_config(config)
-
 
 class FlaxBigBirdPegasusForSequenceClassificationModule(nn.Module):
     """BigBirdPegasus with a classification (or regression) head on the decoder state at the
@@ -1005,21 +920,10 @@ class FlaxBigBirdPegasusForSequenceClassificationModule(nn.Module):
     def setup(self) -> None:
         config = self.config
         self.model = FlaxBigBirdPegasusModule(config, self.dtype, self.gradient_checkpointing)
-        self.classification_head = FlaxBigBirdPegasusClassificationHead(
-            config.d_model,
-            config.d_model,
-            config.num_labels,
-            config.classifier_dropout,
-            config.init_std,
-            self.dtype,
-        )
+        self.classification_head = FlaxBigBirdPegasusClassificationHead(config, self.dtype)
 
     def __call__(
-        self,
-        input_ids=None,
-        deterministic: bool = True,
-        return_dict: bool = True,
-        **base_inputs,
+        self, input_ids=None, deterministic: bool = True, return_dict: bool = True, **base_inputs
     ):
         """`base_inputs`: the other inputs of `FlaxBigBirdPegasusModule`."""
         if input_ids is None:
@@ -1036,28 +940,13 @@ class FlaxBigBirdPegasusForSequenceClassificationModule(nn.Module):
 
     def _last_eos_states(self, input_ids: jax.Array, hidden_states: jax.Array) -> jax.Array:
         """The decoder state at the last `eos_token_id` of each row of `input_ids`; every row
-        must hold the same (non-zero) number of them, as the reference requires (checked when
-        the ids are concrete, not while `jax.jit` traces them)."""
-        if hidden_states.shape[:2] != input_ids.shape:
-            raise ValueError(
-                f"the decoder output has {hidden_states.shape[1]} positions but input_ids has "
-                f"{input_ids.shape[1]}: the end-of-sequence positions of input_ids must index "
-                "the decoder output (leave decoder_input_ids unset or give them the same length)"
-            )
+        must hold the same (non-zero) number of them, as the reference requires."""
         eos = self.config.eos_token_id
         eos_mask = input_ids == eos  # [B, S]
-        if is_concrete(input_ids):
-            counts = np.asarray(eos_mask).sum(axis=1)
-            if int(counts.min()) != int(counts.max()):
-                raise ValueError(
-                    "All examples must have the same number of <eos> tokens (eos_token_id="
-                    f"{eos}); got {counts.tolist()} per row"
-                )
-            if int(counts.min()) == 0:
-                raise ValueError(
-                    f"no <eos> token (eos_token_id={eos}) in input_ids: the classification "
-                    "head reads the decoder state at the last one"
-                )
+        # While `jax.jit` traces the ids only the shapes can be checked (one eos per row stands
+        # in for the unknown counts).
+        counts = np.asarray(eos_mask).sum(axis=1) if is_concrete(input_ids) else [1]
+        checks.check_eos_positions(input_ids.shape, hidden_states.shape, counts, eos)
         positions = jnp.arange(input_ids.shape[1])  # [S]
         last_eos = jnp.argmax(eos_mask.astype("i4") * positions, axis=1)  # [B]
         return hidden_states[jnp.arange(input_ids.shape[0]), last_eos]
@@ -1104,7 +993,7 @@ class FlaxBigBirdPegasusForQuestionAnswering(FlaxBigBirdPegasusPreTrainedModel):
 
 class FlaxBigBirdPegasusDecoderWrapper(nn.Module):
     """Holds the decoder as `decoder`, so that a decoder-only model has the checkpoint names
-    `model.decoder.*` of the encoder-decoder."""
+    `model.decoder.*` of the encoder-decoder (the causal LM calls `model.decoder`)."""
 
     config: BigBirdPegasusConfig
     dtype: Any = jnp.float32
@@ -1114,9 +1003,6 @@ class FlaxBigBirdPegasusDecoderWrapper(nn.Module):
         self.decoder = FlaxBigBirdPegasusDecoder(
             self.config, self.dtype, gradient_checkpointing=self.gradient_checkpointing
         )
-
-    def __call__(self, *args, **kwargs):
-        return self.decoder(*args, **kwargs)
 
 
 class FlaxBigBirdPegasusForCausalLMModule(nn.Module):
@@ -1140,8 +1026,7 @@ class FlaxBigBirdPegasusForCausalLMModule(nn.Module):
         outputs = self.model.decoder(**base_inputs)
         hidden_states = outputs.last_hidden_state  # [B, T, H]
         if self.config.tie_word_embeddings:
-            table = self.model.variables["params"]["decoder"]["embed_tokens"]["embedding"]
-            logits = hidden_states @ table.T.astype(self.dtype)  # [B, T, V]
+            logits = self.model.decoder.embed_tokens.attend(hidden_states)  # [B, T, V]
         else:
             logits = self.lm_head(hidden_states)
         # As the reference: labels are compared position by position with the logits (not
@@ -1163,14 +1048,11 @@ class FlaxBigBirdPegasusForCausalLM(FlaxGenerationMixin, FlaxBigBirdPegasusPreTr
         if isinstance(config, BigBirdPegasusConfig):
             config = config.copy(is_decoder=True, is_encoder_decoder=False)
         super().__init__(config, *args, **kwargs)
-        self.generation_config = GenerationConfig.from_model_config(config)
 
     def _dummy_inputs(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
-        input_ids = jnp.zeros(input_shape, dtype="i4")
-        batch = input_shape[0]
         # A one-token memory builds the cross-attention parameters too.
-        encoder_hidden_states = jnp.zeros((batch, 1, self.config.d_model), dtype=self.dtype)
-        return {"input_ids": input_ids, "encoder_hidden_states": encoder_hidden_states}
+        memory = jnp.zeros((input_shape[0], 1, self.config.d_model), dtype=self.dtype)
+        return {"input_ids": jnp.zeros(input_shape, dtype="i4"), "encoder_hidden_states": memory}
 
     def _cache_inputs(self, batch_size: int, max_length: int) -> dict[str, Any]:
         return {"input_ids": jnp.zeros((batch_size, max_length), dtype="i4")}
@@ -1203,7 +1085,6 @@ class FlaxBigBirdPegasusForCausalLM(FlaxGenerationMixin, FlaxBigBirdPegasusPreTr
             cross_attn_head_mask=cross_attn_head_mask,
             inputs_embeds=inputs_embeds,
         )
-        new = inputs.get("input_ids", inputs.get("inputs_embeds"))
         return self.apply_module(
             inputs,
             params=params,
@@ -1213,5 +1094,4 @@ class FlaxBigBirdPegasusForCausalLM(FlaxGenerationMixin, FlaxBigBirdPegasusPreTr
             output_hidden_states=output_hidden_states,
             return_dict=return_dict,
             past_key_values=past_key_values,
-            step_length=0 if new is None else new.shape[1],
         )

@@ -9,8 +9,8 @@ The bookkeeping that is not tensor work (settings, finished hypotheses) is
 numpy, as in the PyTorch loop.
 
 A model using this mixin provides the wrapper `__call__` with the reference's arguments plus
-`params=` and `past_key_values=`, `encode()` and `init_cache()` (for encoder-decoders), and a
-`generation_config` attribute.
+`params=` and `past_key_values=`, and `encode()` and `init_cache()` (for encoder-decoders); the
+mixin sets its `generation_config` from the model config.
 
 Shapes: B batch · K beams · P prompt length · T current length · V vocabulary · M max length.
 """
@@ -33,6 +33,11 @@ from aviary.core.generation import (
 
 class FlaxGenerationMixin(GenerationConfigMixin):
     """`generate()` for Flax models with a language-modelling head (greedy and beams)."""
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        # The settings the model config implies (`from_pretrained` reads generation_config.json).
+        self.generation_config = GenerationConfig.from_model_config(self.config)
 
     # -- the cache ------------------------------------------------------------------------------
     @staticmethod
@@ -141,7 +146,9 @@ class FlaxGenerationMixin(GenerationConfigMixin):
 
     def _decoder_step(self, params, cache, new_ids, model_kwargs):
         """Logits `[B * K, V]` of the token after `new_ids` (written into `cache` at its index)
-        and the updated cache; a pure function, jitted once per model (`_jitted_step`)."""
+        and the updated cache; a pure function, jitted once per model (`_jitted_step`). Without
+        a cache (None) `new_ids` are the whole sequence. A decoder-only model's keys are masked
+        by `model_kwargs["step_mask"]` (the prompt mask grown to the cache or the sequence)."""
         if getattr(self.config, "is_encoder_decoder", False):
             outputs = self(
                 attention_mask=model_kwargs["attention_mask"],
@@ -153,7 +160,7 @@ class FlaxGenerationMixin(GenerationConfigMixin):
         else:
             outputs = self(
                 input_ids=new_ids,
-                attention_mask=model_kwargs["cache_mask"],
+                attention_mask=model_kwargs["step_mask"],
                 params=params,
                 past_key_values=cache,
             )
@@ -177,36 +184,23 @@ class FlaxGenerationMixin(GenerationConfigMixin):
     ) -> tuple[np.ndarray, dict | None]:
         """Logits `[B * K, V]` (numpy float32) of the token after `sequences`, and the cache."""
         encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
-        if gen.use_cache:
-            if cache is None:  # the first step feeds the whole prompt
+        if gen.use_cache and cache is not None:
+            new = sequences[:, -1:]
+        else:  # the first step with a cache, and every step without, feed the whole sequence
+            new = sequences
+            if gen.use_cache:
                 cache = self.init_cache(sequences.shape[0], max_length)
-                new = sequences
-                if not encoder_decoder:
-                    # The self-attention keys are the whole cache [B * K, M]; the causal rule
-                    # hides the positions not written yet.
-                    mask = model_kwargs["attention_mask"]
-                    grown = max_length - mask.shape[1]
-                    model_kwargs["cache_mask"] = jnp.asarray(
-                        np.concatenate([mask, np.ones((mask.shape[0], grown), mask.dtype)], 1)
-                    )
-            else:
-                new = sequences[:, -1:]
-            logits, cache = self._jitted_step()(params, cache, jnp.asarray(new), model_kwargs)
-            return np.asarray(logits), cache
-        # Without a cache: the whole sequence each step.
-        if encoder_decoder:
-            outputs = self(
-                attention_mask=model_kwargs["attention_mask"],
-                encoder_outputs=model_kwargs["encoder_outputs"],
-                decoder_input_ids=jnp.asarray(sequences),
-                params=params,
-            )
-        else:
-            mask = model_kwargs["attention_mask"]  # [B * K, P] -> [B * K, T]
-            grown = sequences.shape[1] - mask.shape[1]
-            mask = np.concatenate([mask, np.ones((mask.shape[0], grown), mask.dtype)], axis=1)
-            outputs = self(input_ids=jnp.asarray(sequences), attention_mask=mask, params=params)
-        return np.asarray(outputs.logits[:, -1, :], dtype=np.float32), None
+            if not encoder_decoder:
+                # The self-attention keys are the whole cache [B * K, M] (the causal rule hides
+                # the positions not written yet) or, without a cache, the sequence [B * K, T].
+                mask = model_kwargs["attention_mask"]  # [B * K, P]
+                grown = (max_length if gen.use_cache else sequences.shape[1]) - mask.shape[1]
+                model_kwargs["step_mask"] = jnp.asarray(
+                    np.concatenate([mask, np.ones((mask.shape[0], grown), mask.dtype)], 1)
+                )
+        step = self._jitted_step() if gen.use_cache else self._decoder_step
+        logits, cache = step(params, cache, jnp.asarray(new), model_kwargs)
+        return np.asarray(logits), cache
 
     @staticmethod
     def _process_scores(scores: np.ndarray, length: int, gen: GenerationConfig) -> np.ndarray:

@@ -536,15 +536,14 @@ class FlaxPreTrainedModel:
         output_hidden_states: bool | None,
         return_dict: bool | None,
         past_key_values: dict | None = None,
-        step_length: int = 0,
         method: Any = None,
     ) -> ModelOutput | tuple:
         """Apply the module to `inputs` with the call's flags (defaults from the config).
 
         `train=True` applies dropout with `dropout_rng`. With `past_key_values` (from
-        `init_cache`, or a previous call's output) the call is a decoding step of `step_length`
-        new tokens: the module writes them into the cache and the output carries the updated
-        cache as `past_key_values`.
+        `init_cache`, or a previous call's output) the call is a decoding step: the module writes
+        the new tokens (the decoder's inputs, or the model's) into the cache and the output
+        carries the updated cache as `past_key_values`.
         """
         output_attentions, output_hidden_states = resolve_output_flags(
             self.config, output_attentions, output_hidden_states
@@ -562,8 +561,10 @@ class FlaxPreTrainedModel:
             output = self.module.apply(variables, **inputs, rngs=rngs, method=method)
             return finish_output(output, return_dict)
 
+        names = ("decoder_input_ids", "decoder_inputs_embeds", "input_ids", "inputs_embeds")
+        new = next((inputs[name] for name in names if name in inputs), None)
         past_length, cache_length = cache_positions(past_key_values)
-        check_cache_room(past_length, step_length, cache_length)
+        check_cache_room(past_length, 0 if new is None else new.shape[1], cache_length)
         variables["cache"] = past_key_values
         output, mutated = self.module.apply(
             variables,
