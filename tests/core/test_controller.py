@@ -163,3 +163,18 @@ def test_head_output_copies_the_base_fields_it_lacks():
     lm = head_output(output_class("Seq2SeqLMOutput"), seq2seq, True, logits="z")
     assert (lm.encoder_last_hidden_state, lm.decoder_hidden_states) == ("e", ("x",))
     assert "last_hidden_state" not in OUTPUT_FIELDS["Seq2SeqLMOutput"]
+
+
+def test_as_encoder_output_takes_an_object_an_array_or_a_tuple():
+    from aviary.core.outputs import as_encoder_output
+
+    base = output_class("BaseModelOutput")
+    state = np.zeros((1, 3, 2))
+    given = base(last_hidden_state=state)
+    assert as_encoder_output(given, base) is given
+    assert as_encoder_output(state, base).last_hidden_state is state
+    out = as_encoder_output((state, ("h",), ("a",)), base)
+    assert (out.hidden_states, out.attentions) == (("h",), ("a",))
+    for bad in ((), "text", None):
+        with pytest.raises(TypeError, match="encoder_outputs must be the encoder's output"):
+            as_encoder_output(bad, base)

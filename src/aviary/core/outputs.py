@@ -211,3 +211,19 @@ def head_output(
                 fields[name] = getattr(base_outputs, name)
     output = output_class(**fields)
     return output if return_dict else output.to_tuple()
+
+
+def as_encoder_output(encoder_outputs: Any, output_class: type[ModelOutput]) -> ModelOutput:
+    """`encoder_outputs` as an encoder-decoder takes them: the encoder's output object, one array
+    (its last hidden state), or the tuple `(last_hidden_state[, hidden_states[, attentions]])`;
+    the last two become an `output_class` (`BaseModelOutput`) of the caller's framework."""
+    if isinstance(encoder_outputs, ModelOutput):
+        return encoder_outputs
+    if hasattr(encoder_outputs, "shape"):  # one array of any framework
+        encoder_outputs = (encoder_outputs,)
+    if not isinstance(encoder_outputs, (tuple, list)) or not encoder_outputs:
+        raise TypeError(
+            "encoder_outputs must be the encoder's output or a tuple starting with its "
+            f"last_hidden_state, got {type(encoder_outputs).__name__}"
+        )
+    return output_class(**dict(zip(output_class._fields, encoder_outputs)))

@@ -42,7 +42,7 @@ from flax import linen as nn
 from aviary.core import checks
 from aviary.core.block_sparse import BlockSparseController, unpad_outputs
 from aviary.core.configs import BigBirdPegasusConfig
-from aviary.core.outputs import ModelOutput, head_output
+from aviary.core.outputs import as_encoder_output, head_output
 from aviary.flax.bert import full_attention_masks
 from aviary.flax.big_bird import FlaxBigBirdSelfAttention
 from aviary.flax.big_bird_attention import BlockSparseIndices, BlockSparseModelMixin
@@ -752,22 +752,6 @@ class FlaxBigBirdPegasusDecoder(FlaxBigBirdPegasusStack):
         return finish_output(output, return_dict)
 
 
-def _as_encoder_output(encoder_outputs) -> ModelOutput:
-    """`encoder_outputs` given as an output object or as the tuple
-    `(last_hidden_state[, hidden_states[, attentions]])`."""
-    if isinstance(encoder_outputs, ModelOutput):
-        return encoder_outputs
-    if isinstance(encoder_outputs, (jax.Array, np.ndarray)):
-        encoder_outputs = (encoder_outputs,)
-    if not isinstance(encoder_outputs, (tuple, list)) or not encoder_outputs:
-        raise TypeError(
-            "encoder_outputs must be the encoder's output or a tuple starting with its "
-            f"last_hidden_state, got {type(encoder_outputs).__name__}"
-        )
-    fields = ("last_hidden_state", "hidden_states", "attentions")
-    return BaseModelOutput(**dict(zip(fields, encoder_outputs)))
-
-
 class FlaxBigBirdPegasusModule(nn.Module):
     """The bare encoder-decoder, returning the decoder's hidden states and the encoder's."""
 
@@ -831,7 +815,7 @@ class FlaxBigBirdPegasusModule(nn.Module):
                 block_sparse_indices=block_sparse_indices,
             )
         else:
-            encoder_outputs = _as_encoder_output(encoder_outputs)
+            encoder_outputs = as_encoder_output(encoder_outputs, BaseModelOutput)
 
         # The cross-attention mask is the encoder's own (unpadded) attention_mask.
         decoder_outputs = self.decoder(

@@ -41,7 +41,7 @@ from aviary.core.block_sparse import AttentionPlan, BlockSparseController, unpad
 from aviary.core.configs import BigBirdPegasusConfig
 from aviary.core.generation import GenerationConfig
 from aviary.core.outputs import (
-    ModelOutput,
+    as_encoder_output,
     output_class,
     resolve_output_flags,
     resolve_return_dict,
@@ -656,22 +656,6 @@ class BigBirdPegasusDecoder(nn.Module):
         return output if resolve_return_dict(config, return_dict) else output.to_tuple()
 
 
-def _as_encoder_output(encoder_outputs) -> ModelOutput:
-    """`encoder_outputs` given as an output object or as the tuple
-    `(last_hidden_state[, hidden_states[, attentions]])`."""
-    if isinstance(encoder_outputs, ModelOutput):
-        return encoder_outputs
-    if isinstance(encoder_outputs, torch.Tensor):
-        return BaseModelOutput(last_hidden_state=encoder_outputs)
-    if not isinstance(encoder_outputs, (tuple, list)) or not encoder_outputs:
-        raise TypeError(
-            "encoder_outputs must be the encoder's output or a tuple starting with its "
-            f"last_hidden_state, got {type(encoder_outputs).__name__}"
-        )
-    fields = ("last_hidden_state", "hidden_states", "attentions")
-    return BaseModelOutput(**dict(zip(fields, encoder_outputs)))
-
-
 class BigBirdPegasusModel(BigBirdPegasusPreTrainedModel):
     """The bare encoder-decoder, returning the decoder's hidden states and the encoder's."""
 
@@ -728,7 +712,7 @@ class BigBirdPegasusModel(BigBirdPegasusPreTrainedModel):
                 return_dict=True,
             )
         else:
-            encoder_outputs = _as_encoder_output(encoder_outputs)
+            encoder_outputs = as_encoder_output(encoder_outputs, BaseModelOutput)
 
         # The cross-attention mask is the encoder's own (unpadded) attention_mask.
         decoder_outputs = self.decoder(

@@ -43,7 +43,11 @@ from aviary.core import checks
 from aviary.core.block_sparse import AttentionPlan, BlockSparseController, unpad_outputs
 from aviary.core.configs import BigBirdPegasusConfig
 from aviary.core.generation import GenerationConfig
-from aviary.core.outputs import ModelOutput, resolve_output_flags, resolve_return_dict
+from aviary.core.outputs import (
+    as_encoder_output,
+    resolve_output_flags,
+    resolve_return_dict,
+)
 from aviary.tf.big_bird import BlockSparseInputs, TFBigBirdSelfAttention
 from aviary.tf.big_bird_attention import BlockSparseModelMixin, plan_call
 from aviary.tf.generation import TFGenerationMixin
@@ -638,22 +642,6 @@ class TFBigBirdPegasusDecoder(TFBigBirdPegasusStack):
         return output if resolve_return_dict(config, return_dict) else output.to_tuple()
 
 
-def _as_encoder_output(encoder_outputs) -> ModelOutput:
-    """`encoder_outputs` given as an output object or as the tuple
-    `(last_hidden_state[, hidden_states[, attentions]])`."""
-    if isinstance(encoder_outputs, ModelOutput):
-        return encoder_outputs
-    if isinstance(encoder_outputs, (tf.Tensor, np.ndarray)):
-        return TFBaseModelOutput(last_hidden_state=tf.convert_to_tensor(encoder_outputs))
-    if not isinstance(encoder_outputs, (tuple, list)) or not encoder_outputs:
-        raise TypeError(
-            "encoder_outputs must be the encoder's output or a tuple starting with its "
-            f"last_hidden_state, got {type(encoder_outputs).__name__}"
-        )
-    fields = ("last_hidden_state", "hidden_states", "attentions")
-    return TFBaseModelOutput(**dict(zip(fields, encoder_outputs)))
-
-
 class TFBigBirdPegasusModel(TFBigBirdPegasusPreTrainedModel):
     """The bare encoder-decoder, returning the decoder's hidden states and the encoder's."""
 
@@ -715,7 +703,7 @@ class TFBigBirdPegasusModel(TFBigBirdPegasusPreTrainedModel):
                 training=training,
             )
         else:
-            encoder_outputs = _as_encoder_output(encoder_outputs)
+            encoder_outputs = as_encoder_output(encoder_outputs, TFBaseModelOutput)
 
         # The cross-attention mask is the encoder's own (unpadded) attention_mask.
         decoder_outputs = self.decoder(
