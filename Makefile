@@ -23,8 +23,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
+# Two workers (the machine has 2 cores); each runs whole groups: a test module, or one head's
+# equivalence cases (tests/conftest.py).
+JOBS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup --durations=25
 
 demo: $(STAMP)
 	$(BIN)/aviary demo

@@ -11,6 +11,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import functools
 import json
 from pathlib import Path
 
@@ -68,9 +69,37 @@ class GoldenCase:
         return out
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """`make test` runs `pytest -n 2 --dist loadgroup`: a test that names no `xdist_group` joins
+    the group of its module, so that module-scoped fixtures are built on one worker only (the
+    equivalence tests group their cases by head, whose outputs they cache)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 @pytest.fixture
 def golden(request) -> GoldenCase:
     return GoldenCase(request.param)
+
+
+def load_golden(case: GoldenCase, framework: str, **kwargs):
+    """A new model of the case's class in `framework` ("pt", "tf", "flax"), from the case's
+    canonical checkpoint, strictly: every tensor used and every parameter loaded."""
+    from aviary.conversion import frameworks
+
+    cls = frameworks.model_class(case.class_name, framework)
+    model, info = cls.from_pretrained(case.folder, output_loading_info=True, **kwargs)
+    assert not any(info.values()), info
+    return model
+
+
+@functools.cache
+def golden_model(name: str, framework: str):
+    """The case's model in `framework`, loaded once per test process: for tests that only call
+    it (a test that changes a model loads its own with `load_golden`)."""
+    return load_golden(GoldenCase(name), framework)
 
 
 # `pegasus-conditional-generation` has init_std=1.0 (so that generation is not trivial): one float32
@@ -88,6 +117,58 @@ def golden_atol(case_name: str, field: str, index: int, expected) -> float:
     if case_name == ILL_CONDITIONED_CASE and relaxed:
         return max(GOLDEN_ATOL, ILL_CONDITIONED_RELATIVE * float(np.abs(expected).max()))
     return GOLDEN_ATOL
+
+
+# Flax heads take no labels and compute no loss (the loss functions are checked separately).
+LABEL_INPUTS = frozenset({"labels", "next_sentence_label", "start_positions", "end_positions"})
+
+
+def as_numpy(value) -> np.ndarray:
+    """A PyTorch tensor, TF tensor or JAX array as a numpy array."""
+    if hasattr(value, "detach"):
+        value = value.detach()
+    return np.asarray(value)
+
+
+def flax_golden_inputs(case: GoldenCase) -> dict:
+    """A case's inputs and call flags as a Flax head takes them: no labels and no `use_cache`
+    (a Flax cache is passed in explicitly)."""
+    inputs = {k: v for k, v in case.inputs.items() if k not in LABEL_INPUTS}
+    flags = {k: v for k, v in case.kwargs.items() if k != "use_cache"}
+    return {**inputs, **flags}
+
+
+def compare(out, case: GoldenCase, *, loss: bool = True, skip: tuple[str, ...] = ()) -> dict:
+    """Assert every expected field of a golden case on `out`, the output of any framework, and
+    return the largest absolute difference per field.
+
+    Each field gets `golden_atol`; a per-layer field must have as many entries as expected.
+    `loss`: the output's loss is a scalar within GOLDEN_LOSS_RTOL (False for Flax heads, which
+    compute none: their losses are checked through the loss functions). Generated ids are
+    checked by the generation tests; fields whose name contains a string of `skip` are left out.
+    """
+    diffs: dict[str, float] = {}
+    for name, expected in case.expected_fields().items():
+        if name.startswith("generated_") or any(s in name for s in skip):
+            continue
+        if name == "loss":
+            if loss:
+                assert np.shape(as_numpy(out.loss)) == (), "the loss is a scalar mean"
+                assert_loss_close(as_numpy(out.loss), expected)
+                diffs[name] = abs(float(as_numpy(out.loss)) - float(expected))
+            continue
+        actual = getattr(out, name)
+        if isinstance(expected, list):
+            assert actual is not None and len(actual) == len(expected), name
+            pairs = list(zip(actual, expected))
+        else:
+            pairs = [(actual, expected)]
+        for i, (a, e) in enumerate(pairs):
+            a = as_numpy(a)
+            assert_close(a, e, golden_atol(case.name, name, i, e), f"{name}[{i}]")
+            diffs[name] = max(diffs.get(name, 0.0), float(np.abs(a - e).max()))
+    assert len([name for name in diffs if name != "loss"]) >= 2, sorted(diffs)
+    return diffs
 
 
 def assert_close(actual, expected, atol: float, name: str) -> None:

@@ -11,13 +11,12 @@ torch = pytest.importorskip("torch")
 tf = pytest.importorskip("tensorflow")
 jax = pytest.importorskip("jax")
 
-from test_bert_equivalence import HEADS, checkpoint, make_inputs  # noqa: E402
-
 import aviary.flax  # noqa: E402
 import aviary.pt  # noqa: E402
 import aviary.tf  # noqa: E402
 from aviary.conversion import frameworks  # noqa: E402
 from aviary.flax import modeling_utils as flax_losses  # noqa: E402
+from test_bert_equivalence import HEADS, checkpoint, make_inputs  # noqa: E402
 
 pytestmark = pytest.mark.cross
 GRADIENT_RTOL = 1e-4

@@ -15,15 +15,15 @@ from aviary.conversion import frameworks  # noqa: E402
 from aviary.flax import modeling_utils as losses  # noqa: E402
 from conftest import (  # noqa: E402
     GOLDEN_ATOL,
+    LABEL_INPUTS,
     GoldenCase,
-    assert_close,
     assert_loss_close,
+    compare,
+    flax_golden_inputs,
     golden_cases,
 )
 
 pytestmark = pytest.mark.flax
-
-LABEL_INPUTS = {"labels", "next_sentence_label", "start_positions", "end_positions"}
 
 
 def flax_class(case: GoldenCase):
@@ -31,31 +31,10 @@ def flax_class(case: GoldenCase):
     return frameworks.model_class(case.class_name, "flax")
 
 
-def model_inputs(case: GoldenCase) -> dict:
-    """The case's inputs and call flags without labels (Flax heads compute no loss) or
-    `use_cache` (a Flax cache is passed in explicitly)."""
-    inputs = {k: v for k, v in case.inputs.items() if k not in LABEL_INPUTS}
-    flags = {k: v for k, v in case.kwargs.items() if k != "use_cache"}
-    return {**inputs, **flags}
-
-
-def compare(out, case: GoldenCase, atol: float = GOLDEN_ATOL) -> None:
-    for name, expected in case.expected_fields().items():
-        if name == "loss":
-            continue  # checked through the loss functions below
-        actual = getattr(out, name)
-        if isinstance(expected, list):
-            assert actual is not None and len(actual) == len(expected), name
-            for i, (a, e) in enumerate(zip(actual, expected)):
-                assert_close(np.asarray(a), e, atol, f"{name}[{i}]")
-        else:
-            assert_close(np.asarray(actual), expected, atol, name)
-
-
 @pytest.mark.parametrize("golden", golden_cases("bert-"), indirect=True)
 def test_golden(golden: GoldenCase) -> None:
     model = flax_class(golden).from_pretrained(golden.folder)
-    compare(model(**model_inputs(golden)), golden)
+    compare(model(**flax_golden_inputs(golden)), golden, loss=False)
 
 
 def golden_loss(case: GoldenCase, config) -> jax.Array:
@@ -138,7 +117,7 @@ def test_jit_matches_eager_and_outputs_are_pytrees(masked_lm) -> None:
     assert type(jitted) is type(eager) and jitted.replace(logits=None).logits is None
     for a, b in zip(jax.tree_util.tree_leaves(jitted), jax.tree_util.tree_leaves(eager)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
-    compare(jitted, case)
+    compare(jitted, case, loss=False)
 
 
 def test_bfloat16_computation_runs_close_to_float32(masked_lm) -> None:
@@ -190,6 +169,7 @@ def test_gradient_checkpointing_gives_the_same_numbers_and_gradients() -> None:
     compare(
         remat(**inputs, params=plain.params, output_attentions=True, output_hidden_states=True),
         case,
+        loss=False,
     )
 
 

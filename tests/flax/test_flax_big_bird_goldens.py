@@ -24,12 +24,12 @@ from conftest import (  # noqa: E402
     GoldenCase,
     assert_close,
     assert_loss_close,
+    compare,
+    flax_golden_inputs,
     golden_cases,
 )
 
 pytestmark = pytest.mark.flax
-
-LABEL_INPUTS = {"labels", "next_sentence_label", "start_positions", "end_positions"}
 
 
 def flax_class(case: GoldenCase):
@@ -37,34 +37,10 @@ def flax_class(case: GoldenCase):
     return frameworks.model_class(case.class_name, "flax")
 
 
-def model_inputs(case: GoldenCase) -> dict:
-    """The case's inputs and call flags without labels (Flax heads compute no loss) or
-    `use_cache` (a Flax cache is passed in explicitly)."""
-    inputs = {k: v for k, v in case.inputs.items() if k not in LABEL_INPUTS}
-    flags = {k: v for k, v in case.kwargs.items() if k != "use_cache"}
-    return {**inputs, **flags}
-
-
-def compare(out, case: GoldenCase, atol: float = GOLDEN_ATOL) -> None:
-    compared = 0
-    for name, expected in case.expected_fields().items():
-        if name == "loss":
-            continue  # checked through the loss functions below
-        actual = getattr(out, name)
-        if isinstance(expected, list):
-            assert actual is not None and len(actual) == len(expected), name
-            for i, (a, e) in enumerate(zip(actual, expected)):
-                assert_close(np.asarray(a), e, atol, f"{name}[{i}]")
-        else:
-            assert_close(np.asarray(actual), expected, atol, name)
-        compared += 1
-    assert compared >= 2
-
-
 @pytest.mark.parametrize("golden", golden_cases("bigbird-"), indirect=True)
 def test_golden(golden: GoldenCase) -> None:
     model = flax_class(golden).from_pretrained(golden.folder)
-    compare(model(**model_inputs(golden)), golden)
+    compare(model(**flax_golden_inputs(golden)), golden, loss=False)
 
 
 def test_golden_cases_cover_every_head_and_both_attention_types() -> None:
@@ -88,8 +64,8 @@ def test_golden_with_attentions() -> None:
     returns dense maps whose rows sum to 1 (the reference's Flax model returns None here)."""
     case = GoldenCase("bigbird-masked-lm")
     model = aviary.flax.FlaxBigBirdForMaskedLM.from_pretrained(case.folder)
-    out = model(**{**model_inputs(case), "output_attentions": True})
-    compare(out, case)
+    out = model(**{**flax_golden_inputs(case), "output_attentions": True})
+    compare(out, case, loss=False)
     length = case.inputs["input_ids"].shape[-1]
     assert out.attentions is not None and len(out.attentions) == 2
     for probs in out.attentions:

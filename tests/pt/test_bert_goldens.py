@@ -8,13 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import aviary.pt  # noqa: E402
-from conftest import (  # noqa: E402
-    GOLDEN_ATOL,
-    GoldenCase,
-    assert_close,
-    assert_loss_close,
-    golden_cases,
-)
+from conftest import GoldenCase, compare, golden_cases  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -28,19 +22,6 @@ def run_case(case: GoldenCase, attn_implementation: str | None = None) -> dict:
     return out
 
 
-def compare(out, case: GoldenCase) -> None:
-    for name, expected in case.expected_fields().items():
-        if name == "loss":
-            assert_loss_close(out.loss, expected)
-        elif isinstance(expected, list):
-            actual = getattr(out, name)
-            assert actual is not None and len(actual) == len(expected), name
-            for i, (a, e) in enumerate(zip(actual, expected)):
-                assert_close(a.numpy(), e, GOLDEN_ATOL, f"{name}[{i}]")
-        else:
-            assert_close(getattr(out, name).numpy(), expected, GOLDEN_ATOL, name)
-
-
 @pytest.mark.parametrize("golden", golden_cases("bert-"), indirect=True)
 def test_golden(golden: GoldenCase) -> None:
     compare(run_case(golden), golden)
@@ -52,15 +33,7 @@ def test_golden_without_attentions_uses_sdpa(golden: GoldenCase) -> None:
     golden.kwargs = {**golden.kwargs, "output_attentions": False}
     out = run_case(golden, attn_implementation="sdpa")
     assert out.attentions is None
-    expected = {k: v for k, v in golden.expected_fields().items() if "attentions" not in k}
-    for name, value in expected.items():
-        if name == "loss":
-            assert_loss_close(out.loss, value)
-        elif isinstance(value, list):
-            for i, (a, e) in enumerate(zip(getattr(out, name), value)):
-                assert_close(a.numpy(), e, GOLDEN_ATOL, f"{name}[{i}]")
-        else:
-            assert_close(getattr(out, name).numpy(), value, GOLDEN_ATOL, name)
+    compare(out, golden, skip=("attentions",))
 
 
 def test_tuple_output_matches_fields() -> None:

@@ -13,13 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import aviary.pt  # noqa: E402
-from conftest import (  # noqa: E402
-    GOLDEN_ATOL,
-    GoldenCase,
-    assert_close,
-    assert_loss_close,
-    golden_cases,
-)
+from conftest import GOLDEN_ATOL, GoldenCase, assert_close, compare, golden_cases  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -30,21 +24,6 @@ def run_case(case: GoldenCase, **overrides) -> object:
     inputs = {k: torch.from_numpy(v) for k, v in case.inputs.items()}
     with torch.no_grad():
         return model(**inputs, **{**case.kwargs, **overrides})
-
-
-def compare(out, case: GoldenCase, skip: tuple[str, ...] = ()) -> None:
-    for name, expected in case.expected_fields().items():
-        if name in skip:
-            continue
-        if name == "loss":
-            assert_loss_close(out.loss, expected)
-        elif isinstance(expected, list):
-            actual = getattr(out, name)
-            assert actual is not None and len(actual) == len(expected), name
-            for i, (a, e) in enumerate(zip(actual, expected)):
-                assert_close(a.numpy(), e, GOLDEN_ATOL, f"{name}[{i}]")
-        else:
-            assert_close(getattr(out, name).numpy(), expected, GOLDEN_ATOL, name)
 
 
 @pytest.mark.parametrize("golden", golden_cases("bigbird-"), indirect=True)

@@ -8,14 +8,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-import aviary.tf  # noqa: E402
-from conftest import (  # noqa: E402
-    GOLDEN_ATOL,
-    GoldenCase,
-    assert_close,
-    assert_loss_close,
-    golden_cases,
-)
+from conftest import GoldenCase, compare, golden_cases, golden_model  # noqa: E402
 
 pytestmark = pytest.mark.tf
 
@@ -28,41 +21,9 @@ def tf_inputs(case: GoldenCase) -> dict:
     return {renames.get(k, k): tf.constant(v) for k, v in case.inputs.items()}
 
 
-def load(case: GoldenCase, source=None):
-    cls = getattr(aviary.tf, "TF" + case.class_name)
-    model, info = cls.from_pretrained(source or case.folder, output_loading_info=True)
-    # Every checkpoint tensor is used (relative-position tables and unused absolute positions
-    # included) and every variable is loaded.
-    assert not any(info.values()), info
-    return model
-
-
-def compare(out, case: GoldenCase, skip: tuple[str, ...] = ()) -> dict[str, float]:
-    """Assert every expected field; return the max abs difference per field."""
-    diffs = {}
-    for name, expected in case.expected_fields().items():
-        if any(s in name for s in skip):
-            continue
-        if name == "loss":
-            assert out.loss.shape == (), "the loss is a scalar mean"
-            assert_loss_close(out.loss.numpy(), expected)
-            diffs[name] = abs(float(out.loss) - float(expected))
-        elif isinstance(expected, list):
-            actual = getattr(out, name)
-            assert actual is not None and len(actual) == len(expected), name
-            for i, (a, e) in enumerate(zip(actual, expected)):
-                assert_close(a.numpy(), e, GOLDEN_ATOL, f"{name}[{i}]")
-            diffs[name] = max(float(np.abs(a.numpy() - e).max()) for a, e in zip(actual, expected))
-        else:
-            actual = getattr(out, name).numpy()
-            assert_close(actual, expected, GOLDEN_ATOL, name)
-            diffs[name] = float(np.abs(actual - expected).max())
-    return diffs
-
-
 @pytest.mark.parametrize("golden", golden_cases("bert-"), indirect=True)
 def test_golden(golden: GoldenCase) -> None:
-    model = load(golden)
+    model = golden_model(golden.name, "tf")
     out = model(**tf_inputs(golden), **golden.kwargs)
     diffs = compare(out, golden)
     print(golden.name, {k: f"{v:.2g}" for k, v in diffs.items()})
@@ -82,7 +43,7 @@ GRAPH_CASES = [
 def test_golden_as_keras_dict_input(golden: GoldenCase) -> None:
     """The dict format `fit` uses: everything, labels included, in the first argument, under
     `tf.function` (graph mode)."""
-    model = load(golden)
+    model = golden_model(golden.name, "tf")
     inputs = tf_inputs(golden)
     run = tf.function(lambda batch: model(batch, training=False, **golden.kwargs))
     compare(run(inputs), golden)
@@ -90,7 +51,7 @@ def test_golden_as_keras_dict_input(golden: GoldenCase) -> None:
 
 def test_tuple_output_and_input_formats() -> None:
     case = GoldenCase("bert-model-absolute")
-    model = aviary.tf.TFBertModel.from_pretrained(case.folder)
+    model = golden_model(case.name, "tf")
     inputs = tf_inputs(case)
     as_dict = model(**inputs)
     as_tuple = model(**inputs, return_dict=False)

@@ -13,13 +13,14 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-import aviary.tf  # noqa: E402
 from conftest import (  # noqa: E402
     GOLDEN_ATOL,
     GoldenCase,
     assert_close,
-    assert_loss_close,
+    compare,
     golden_cases,
+    golden_model,
+    load_golden,
 )
 
 pytestmark = pytest.mark.tf
@@ -29,38 +30,9 @@ def tf_inputs(case: GoldenCase) -> dict:
     return {k: tf.constant(v) for k, v in case.inputs.items()}
 
 
-def load(case: GoldenCase):
-    cls = getattr(aviary.tf, "TF" + case.class_name)
-    model, info = cls.from_pretrained(case.folder, output_loading_info=True)
-    # Every checkpoint tensor is used and every variable is loaded.
-    assert not any(info.values()), info
-    return model
-
-
-def compare(out, case: GoldenCase) -> dict[str, float]:
-    """Assert every expected field; return the max abs difference per field."""
-    diffs = {}
-    for name, expected in case.expected_fields().items():
-        if name == "loss":
-            assert out.loss.shape == (), "the loss is a scalar mean"
-            assert_loss_close(out.loss.numpy(), expected)
-            diffs[name] = abs(float(out.loss) - float(expected))
-        elif isinstance(expected, list):
-            actual = getattr(out, name)
-            assert actual is not None and len(actual) == len(expected), name
-            for i, (a, e) in enumerate(zip(actual, expected)):
-                assert_close(a.numpy(), e, GOLDEN_ATOL, f"{name}[{i}]")
-            diffs[name] = max(float(np.abs(a.numpy() - e).max()) for a, e in zip(actual, expected))
-        else:
-            actual = getattr(out, name).numpy()
-            assert_close(actual, expected, GOLDEN_ATOL, name)
-            diffs[name] = float(np.abs(actual - expected).max())
-    return diffs
-
-
 @pytest.mark.parametrize("golden", golden_cases("bigbird-"), indirect=True)
 def test_golden(golden: GoldenCase) -> None:
-    model = load(golden)
+    model = golden_model(golden.name, "tf")
     out = model(**tf_inputs(golden), **golden.kwargs)
     diffs = compare(out, golden)
     print(golden.name, {k: f"{v:.2g}" for k, v in diffs.items()})
@@ -75,7 +47,7 @@ GRAPH_CASES = ["bigbird-masked-lm", "bigbird-qa", "bigbird-multiple-choice", "bi
 def test_golden_as_keras_dict_input_in_graph_mode(golden: GoldenCase) -> None:
     """The dict format `fit` uses (labels included) under `tf.function`: the block-sparse plan is
     made while tracing and enters the graph as constants."""
-    model = load(golden)
+    model = golden_model(golden.name, "tf")
     run = tf.function(lambda batch: model(batch, training=False, **golden.kwargs))
     compare(run(tf_inputs(golden)), golden)
 
@@ -87,7 +59,7 @@ def test_golden_with_attentions(golden: GoldenCase) -> None:
     """Asking for the attention maps leaves the outputs within tolerance, and every returned row
     sums to 1 (the reference's block-sparse maps do not: its eval scatter overwrites the
     duplicated block 0)."""
-    model = load(golden)
+    model = golden_model(golden.name, "tf")
     out = model(**tf_inputs(golden), **{**golden.kwargs, "output_attentions": True})
     compare(out, golden)
     assert out.attentions is not None and len(out.attentions) == 2
@@ -101,7 +73,7 @@ def test_block_sparse_golden_is_not_full_attention() -> None:
     """The block-sparse case really ran block-sparse: full attention on the same weights is off
     by far more than the tolerance."""
     case = GoldenCase("bigbird-model-block_sparse")
-    model = load(case)
+    model = load_golden(case, "tf")
     model.set_attention_type("original_full")
     out = model(**tf_inputs(case))
     diff = np.abs(out.last_hidden_state.numpy() - case.outputs["last_hidden_state"]).max()
@@ -110,7 +82,7 @@ def test_block_sparse_golden_is_not_full_attention() -> None:
 
 def test_question_answering_tuple_output_and_explicit_question_lengths() -> None:
     case = GoldenCase("bigbird-qa")
-    model = load(case)
+    model = golden_model(case.name, "tf")
     ids = tf.constant(case.inputs["input_ids"])
     mask = tf.constant(case.inputs["attention_mask"])
     derived = np.argmax(case.inputs["input_ids"] == model.config.sep_token_id, axis=-1) + 1

@@ -3,7 +3,7 @@ relative ≤ 1e-4; generated ids exactly), from the canonical checkpoint.
 
 The encoder inputs have 160 tokens (20 blocks of 8), so the block-sparse cases run block-sparse
 with no padding. `pegasus-conditional-generation` has `init_std=1.0`; its per-token outputs are
-ill-conditioned in float32 and get the scale-aware tolerance that
+ill-conditioned in float32 and get the scale-aware tolerance of `golden_atol` (conftest), which
 `tests/pt/test_big_bird_pegasus_goldens.py` justifies (`test_conditional_generation_case_is_ill_
 conditioned` there).
 """
@@ -15,62 +15,29 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-import aviary.tf  # noqa: E402
 from conftest import (  # noqa: E402
     GOLDEN_ATOL,
+    ILL_CONDITIONED_CASE,
     GoldenCase,
     assert_close,
-    assert_loss_close,
+    compare,
     golden_cases,
+    golden_model,
+    load_golden,
 )
 
 pytestmark = pytest.mark.tf
 
-GENERATION_CASE = "pegasus-conditional-generation"
-# The PyTorch golden test's bound for that case's per-token fields (logits, and hidden states
-# after the embeddings): 1e-3 of their largest magnitude. A real bug moves them by O(1).
-ILL_CONDITIONED_RELATIVE = 1e-3
+GENERATION_CASE = ILL_CONDITIONED_CASE
 
 
 def tf_inputs(case: GoldenCase) -> dict:
     return {k: tf.constant(v) for k, v in case.inputs.items()}
 
 
-def load(case: GoldenCase):
-    cls = getattr(aviary.tf, "TF" + case.class_name)
-    model, info = cls.from_pretrained(case.folder, output_loading_info=True)
-    assert not any(info.values()), info  # every tensor used, every variable loaded
-    return model
-
-
-def compare(out, case: GoldenCase) -> dict[str, float]:
-    """Assert every expected field; return the max abs difference per field."""
-    diffs = {}
-    for name, expected in case.expected_fields().items():
-        if name.startswith("generated_"):
-            continue  # checked by test_generation_golden
-        if name == "loss":
-            assert out.loss.shape == (), "the loss is a scalar mean"
-            assert_loss_close(out.loss.numpy(), expected)
-            diffs[name] = abs(float(out.loss) - float(expected))
-            continue
-        actual = getattr(out, name)
-        pairs = list(zip(actual, expected)) if isinstance(expected, list) else [(actual, expected)]
-        if isinstance(expected, list):
-            assert actual is not None and len(actual) == len(expected), name
-        for i, (a, e) in enumerate(pairs):
-            atol = GOLDEN_ATOL
-            relaxed = name == "logits" or (name.endswith("hidden_states") and i > 0)
-            if case.name == GENERATION_CASE and relaxed:
-                atol = max(GOLDEN_ATOL, ILL_CONDITIONED_RELATIVE * float(np.abs(e).max()))
-            assert_close(np.asarray(a), e, atol, f"{name}[{i}]")
-            diffs[name] = max(diffs.get(name, 0.0), float(np.abs(np.asarray(a) - e).max()))
-    return diffs
-
-
 @pytest.mark.parametrize("golden", golden_cases("pegasus-"), indirect=True)
 def test_golden(golden: GoldenCase) -> None:
-    model = load(golden)
+    model = golden_model(golden.name, "tf")
     diffs = compare(model(**tf_inputs(golden), **golden.kwargs), golden)
     print(golden.name, {k: f"{v:.2g}" for k, v in diffs.items()})
     if "loss" in golden.outputs:
@@ -81,7 +48,7 @@ def test_golden(golden: GoldenCase) -> None:
 def test_golden_as_keras_dict_input_in_graph_mode(golden: GoldenCase) -> None:
     """The dict format `fit` uses (labels included) under `tf.function`: the block-sparse plan
     is made while tracing."""
-    model = load(golden)
+    model = golden_model(golden.name, "tf")
     run = tf.function(lambda batch: model(batch, training=False, **golden.kwargs))
     compare(run(tf_inputs(golden)), golden)
 
@@ -89,7 +56,7 @@ def test_golden_as_keras_dict_input_in_graph_mode(golden: GoldenCase) -> None:
 def test_generation_golden() -> None:
     """`generate(max_new_tokens=8)`, greedy and with 3 beams, gives the reference's ids."""
     case = GoldenCase(GENERATION_CASE)
-    model = load(case)
+    model = golden_model(case.name, "tf")
     ids, mask = case.inputs["input_ids"], case.inputs["attention_mask"]
     greedy = model.generate(ids, mask, max_new_tokens=8)
     beams = model.generate(tf.constant(ids), tf.constant(mask), max_new_tokens=8, num_beams=3)
@@ -102,7 +69,7 @@ def test_block_sparse_golden_is_not_full_attention() -> None:
     """The block-sparse case really ran block-sparse: full attention on the same weights is off
     by far more than the tolerance."""
     case = GoldenCase("pegasus-model-block_sparse")
-    model = load(case)
+    model = load_golden(case, "tf")
     model.set_attention_type("original_full")
     out = model(**tf_inputs(case))
     diff = np.abs(out.encoder_last_hidden_state.numpy() - case.outputs["encoder_last_hidden_state"])
@@ -111,7 +78,7 @@ def test_block_sparse_golden_is_not_full_attention() -> None:
 
 def test_tuple_outputs_follow_the_field_order() -> None:
     case = GoldenCase("pegasus-qa")
-    model = load(case)
+    model = golden_model(case.name, "tf")
     inputs = tf_inputs(case)
     as_tuple = model(
         inputs["input_ids"], attention_mask=inputs["attention_mask"], return_dict=False
