@@ -140,11 +140,6 @@ class GenerationConfig:
             return ()
         return tuple(int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]))
 
-    def resolve(self, **call_arguments: Any) -> GenerationConfig:
-        """Transitional, until every framework calls `resolve_generation_settings` (delete then):
-        the settings of one `generate` call over this config."""
-        return resolve_generation_settings(self, **call_arguments)
-
     def _check(self, stacklevel: int) -> None:
         if self.do_sample:
             raise ValueError("sampling (do_sample=True) is not implemented; use greedy or beams")
