@@ -23,8 +23,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-# Two workers (the machine has 2 cores); each runs whole groups: a test module, or one head's
-# equivalence cases (tests/conftest.py).
+# Two workers (the machine has 2 cores). A module whose tests share fixtures or cached models, or
+# one head's equivalence cases, runs on one worker; every other test goes to whichever worker is
+# free (tests/conftest.py).
 JOBS ?= 2
 
 test: lint

@@ -69,13 +69,31 @@ class GoldenCase:
         return out
 
 
+def shares_work_within_module(item) -> bool:
+    """Whether a test shares something built once with the other tests of its module: a
+    module- or class-scoped fixture, or (in a `*goldens.py` file) the models `golden_model`
+    caches per process."""
+    if item.nodeid.split("::")[0].endswith("goldens.py"):
+        return True
+    fixturedefs = getattr(item, "_fixtureinfo", None)
+    if fixturedefs is None:  # not a Python test function
+        return False
+    return any(
+        d.scope in ("module", "class")
+        for defs in fixturedefs.name2fixturedefs.values()
+        for d in defs
+    )
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    """`make test` runs `pytest -n 2 --dist loadgroup`: a test that names no `xdist_group` joins
-    the group of its module, so that module-scoped fixtures are built on one worker only (the
-    equivalence tests group their cases by head, whose outputs they cache)."""
+    """`make test` runs `pytest -n 2 --dist loadgroup`: a test that names no `xdist_group` and
+    shares work with its module (`shares_work_within_module`) joins the group of its module, so
+    that work is done on one worker only; every other test is sent to whichever worker is free,
+    so that both stay busy to the end (the equivalence tests group their cases by head, whose
+    outputs they cache)."""
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
+        if item.get_closest_marker("xdist_group") is None and shares_work_within_module(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 

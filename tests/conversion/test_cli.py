@@ -1,5 +1,8 @@
-"""The `aviary` command line end to end, in subprocesses: convert, verify, info, and the error
-paths (one line on stderr, exit status 2, no traceback)."""
+"""The `aviary` command line end to end: convert, verify, info, demo, and the error paths (one
+line on stderr, exit status 2, no traceback). The commands run in this process through
+`aviary.cli.main` (a subprocess would import the three frameworks again for each command); one
+test runs the installed console entry point in a subprocess, and one checks in a fresh
+interpreter that `--help` imports no framework."""
 
 from __future__ import annotations
 
@@ -7,35 +10,49 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from aviary.cli import main
 from aviary.conversion.formats import read_weights
 from conftest import GOLDENS
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def aviary(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "aviary", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=cwd,
-        timeout=600,
-    )
+@dataclass
+class Result:
+    """What a command printed and its exit status, as a subprocess would report them."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, needle: str) -> None:
+@pytest.fixture
+def aviary(capsys):
+    """`aviary(*args)` runs the command line in this process and returns its `Result`."""
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()  # drop what earlier commands printed
+        code = main(list(args))
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
+
+
+def assert_one_line_error(result: Result | subprocess.CompletedProcess, needle: str) -> None:
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("aviary ")]
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_convert_to_every_format_then_info_and_verify(tmp_path) -> None:
+def test_convert_to_every_format_then_info_and_verify(aviary, tmp_path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("tensorflow")
     pytest.importorskip("flax")
@@ -75,7 +92,7 @@ def test_convert_to_every_format_then_info_and_verify(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("case", ["bigbird-qa", "pegasus-seqcls"])
-def test_verify_block_sparse_families(case) -> None:
+def test_verify_block_sparse_families(aviary, case) -> None:
     """`verify` on a BigBird and a BigBirdPegasus checkpoint: the probe is long enough to run
     block-sparse attention, and the three frameworks agree."""
     pytest.importorskip("torch")
@@ -90,7 +107,7 @@ def test_verify_block_sparse_families(case) -> None:
     assert [r.split("|")[1].strip() for r in rows[1:]] == ["pt", "tf", "flax"]
 
 
-def test_convert_with_shards_and_dtype_and_tokenizer_files(tmp_path) -> None:
+def test_convert_with_shards_and_dtype_and_tokenizer_files(aviary, tmp_path) -> None:
     pytest.importorskip("torch")
     src = tmp_path / "src"
     src.mkdir()
@@ -110,7 +127,7 @@ def test_convert_with_shards_and_dtype_and_tokenizer_files(tmp_path) -> None:
     assert json.loads((out / "config.json").read_text())["torch_dtype"] == "bfloat16"
 
 
-def test_error_paths_are_one_line(tmp_path) -> None:
+def test_error_paths_are_one_line(aviary, tmp_path) -> None:
     assert_one_line_error(
         aviary("convert", str(tmp_path / "missing"), str(tmp_path / "o")), "does not exist"
     )
@@ -148,6 +165,25 @@ def test_error_paths_are_one_line(tmp_path) -> None:
     )
 
 
+def test_console_entry_point(tmp_path) -> None:
+    """The installed `aviary` script (else `python -m aviary`) in a subprocess: the exit status
+    is the command's, and an error is one line on stderr without a traceback."""
+    script = Path(sys.executable).with_name("aviary")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "aviary"]
+
+    def aviary(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*command, *args], capture_output=True, text=True, env=ENV, timeout=600
+        )
+
+    info = aviary("info", str(GOLDENS / "bert-nsp"))
+    assert info.returncode == 0, info.stderr
+    assert "family        bert" in info.stdout and "BertForNextSentencePrediction" in info.stdout
+    assert_one_line_error(
+        aviary("convert", str(tmp_path / "missing"), str(tmp_path / "o")), "does not exist"
+    )
+
+
 def test_help_loads_no_framework() -> None:
     code = (
         "import sys\nfrom aviary.cli import main\n"
@@ -160,7 +196,7 @@ def test_help_loads_no_framework() -> None:
         assert command in result.stdout
 
 
-def test_demo_prints_three_agreeing_similarity_matrices(tmp_path) -> None:
+def test_demo_prints_three_agreeing_similarity_matrices(aviary, tmp_path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("tensorflow")
     pytest.importorskip("flax")

@@ -64,6 +64,13 @@ def assert_close(actual, expected, atol: float = 1e-5) -> None:
     assert diff <= atol, f"max abs difference {diff:.3g} > {atol}"
 
 
+@pytest.fixture(scope="module")
+def model() -> FlaxBigBirdPegasusForConditionalGeneration:
+    """A random tiny model (block-sparse attention), initialised once for the tests that only
+    call it."""
+    return FlaxBigBirdPegasusForConditionalGeneration(tiny_config())
+
+
 # -- checkpoint names, tying, save / load ---------------------------------------------------------
 
 
@@ -137,10 +144,10 @@ def test_save_and_load_round_trip(tmp_path) -> None:
     )
 
 
-def test_loading_is_strict(tmp_path) -> None:
+def test_loading_is_strict(model, tmp_path) -> None:
     from safetensors.numpy import load_file, save_file
 
-    FlaxBigBirdPegasusForConditionalGeneration(tiny_config()).save_pretrained(tmp_path)
+    model.save_pretrained(tmp_path)
     tensors = load_file(tmp_path / "model.safetensors")
     broken = {k: v for k, v in tensors.items() if "layers.1.fc2.weight" not in k}
     broken["model.encoder.layers.0.self_attn.self.query.bias"] = np.zeros(32, np.float32)
@@ -153,10 +160,9 @@ def test_loading_is_strict(tmp_path) -> None:
 # -- the decoder cache ------------------------------------------------------------------------
 
 
-def test_cached_decoding_equals_the_full_pass() -> None:
+def test_cached_decoding_equals_the_full_pass(model) -> None:
     """One token at a time (eagerly, then as a jitted step), and in two chunks, from the
     preallocated cache: the full decoder pass's logits (block-sparse encoder, a padded row)."""
-    model = FlaxBigBirdPegasusForConditionalGeneration(tiny_config())
     input_ids = ids(2, 96)
     mask = np.ones((2, 96), dtype=np.int64)
     mask[1, 70:] = 0
@@ -232,10 +238,15 @@ def test_causal_lm_is_causal_and_caches() -> None:
 
 
 @pytest.mark.parametrize("attention_type", ["block_sparse", "original_full"])
-def test_padding_does_not_change_the_real_tokens(attention_type: str) -> None:
+def test_padding_does_not_change_the_real_tokens(model, attention_type: str) -> None:
     """A short input (full attention for this call, also under block_sparse) padded with masked
     tokens gives the same outputs as the input alone; the mask is what matters."""
-    model = FlaxBigBirdPegasusForConditionalGeneration(tiny_config(attention_type=attention_type))
+    # The shared model's parameters, with `attention_type`.
+    params = model.params
+    model = FlaxBigBirdPegasusForConditionalGeneration(
+        tiny_config(attention_type=attention_type), _do_init=False
+    )
+    model.params = params
     short = ids(1, 40)
     padded = np.concatenate([short, np.zeros((1, 20), dtype=short.dtype)], axis=1)
     mask = np.concatenate([np.ones((1, 40)), np.zeros((1, 20))], axis=1).astype(np.int64)
@@ -287,8 +298,7 @@ def test_generation_with_and_without_cache_and_eos_padding() -> None:
     )
 
 
-def test_generation_settings_are_checked() -> None:
-    model = FlaxBigBirdPegasusForConditionalGeneration(tiny_config())
+def test_generation_settings_are_checked(model) -> None:
     input_ids = ids(1, 20)
     with pytest.raises(ValueError, match="num_return_sequences"):
         model.generate(input_ids, num_beams=2, num_return_sequences=3)
@@ -303,8 +313,7 @@ def test_generation_settings_are_checked() -> None:
 # -- errors -----------------------------------------------------------------------------------
 
 
-def test_bad_inputs_get_clear_errors() -> None:
-    model = FlaxBigBirdPegasusForConditionalGeneration(tiny_config())
+def test_bad_inputs_get_clear_errors(model) -> None:
     with pytest.raises(ValueError, match="max_position_embeddings"):
         model(ids(1, 513), decoder_input_ids=ids(1, 3))
     with pytest.raises(ValueError, match="max_position_embeddings"):
@@ -332,5 +341,8 @@ def test_bad_inputs_get_clear_errors() -> None:
         classifier(inputs_embeds=np.zeros((1, 20, 32), np.float32))
 
     model.set_block_sparse_policy("resample", rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match="resample"):
-        jax.jit(lambda p, x: model(x, params=p).logits)(model.params, ids(1, 96))
+    try:
+        with pytest.raises(ValueError, match="resample"):
+            jax.jit(lambda p, x: model(x, params=p).logits)(model.params, ids(1, 96))
+    finally:
+        model.set_block_sparse_policy()  # the shared model's default again

@@ -9,7 +9,7 @@ import pytest
 
 from aviary.conversion import read_checkpoint
 from aviary.conversion.tf_h5 import read_tf_h5, write_tf_h5
-from conftest import GoldenCase
+from conftest import GoldenCase, compare
 
 
 # Canonical -> reference TF names, spelled out from the layout rules (the oracle).
@@ -85,8 +85,7 @@ def test_writer_produces_reference_layout(tmp_path) -> None:
 
 @pytest.mark.tf
 def test_tf_model_h5_reproduces_golden(tmp_path) -> None:
-    pytest.importorskip("tensorflow")
-    from test_tf_bert_goldens import compare, tf_inputs
+    tf = pytest.importorskip("tensorflow")
 
     import aviary.tf
 
@@ -98,4 +97,5 @@ def test_tf_model_h5_reproduces_golden(tmp_path) -> None:
         read_checkpoint(case.folder), folder / "tf_model.h5", "tf_bert_for_pre_training"
     )
     model = aviary.tf.TFBertForPreTraining.from_pretrained(folder)
-    compare(model(**tf_inputs(case), **case.kwargs), case)
+    inputs = {k: tf.constant(v) for k, v in case.inputs.items()}
+    compare(model(**inputs, **case.kwargs), case)

@@ -12,7 +12,6 @@ TensorFlow is imported only inside the functions that read checkpoints.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import warnings
@@ -29,6 +28,7 @@ from aviary.core.configs import (
     BigBirdConfig,
     BigBirdPegasusConfig,
     PretrainedConfig,
+    read_config_file,
 )
 
 # -- transforms: original layout -> canonical layout ---------------------------------------------
@@ -184,25 +184,39 @@ _PRETRAINING_HEADS = _table(
     ],
 )
 
+
+def _pretraining_table(
+    embedding_layer_norm: str, projection: str, attention_output: str, pooler: str
+) -> tuple[NameRule, ...]:
+    """A pre-training checkpoint of the BERT layout: the embeddings and their LayerNorm (original
+    scope `embedding_layer_norm`), the encoder layers (see `_encoder_layer_rows`), the pooler
+    (canonical module `pooler`) and the pre-training heads."""
+    return _table(
+        _EMBEDDING_TABLES,
+        _rows(embedding_layer_norm, "bert.embeddings.LayerNorm", "layer_norm"),
+        _encoder_layer_rows(projection=projection, attention_output=attention_output),
+        _rows("bert/pooler/dense", pooler, "dense"),
+        _PRETRAINING_HEADS,
+    )
+
+
 # google-research/bert `bert_model.ckpt` -> BertForPreTraining.
-BERT_TABLE = _table(
-    _EMBEDDING_TABLES,
-    _rows("bert/embeddings/LayerNorm", "bert.embeddings.LayerNorm", "layer_norm"),
-    _encoder_layer_rows(projection="dense", attention_output="dense"),
-    _rows("bert/pooler/dense", "bert.pooler.dense", "dense"),
-    _PRETRAINING_HEADS,
+BERT_TABLE = _pretraining_table(
+    "bert/embeddings/LayerNorm",
+    projection="dense",
+    attention_output="dense",
+    pooler="bert.pooler.dense",
 )
 
 # google-research/bigbird pretraining checkpoints -> BigBirdForPreTraining. Differences from BERT:
 # the embedding LayerNorm lives in the encoder's scope (`bert/encoder/LayerNorm`), q/k/v and the
 # attention output may be 3-D, q/k/v biases exist only with `use_bias`, and the pooler is a bare
 # Linear (`bert.pooler.weight`).
-BIG_BIRD_TABLE = _table(
-    _EMBEDDING_TABLES,
-    _rows("bert/encoder/LayerNorm", "bert.embeddings.LayerNorm", "layer_norm"),
-    _encoder_layer_rows(projection="projection", attention_output="attention_output"),
-    _rows("bert/pooler/dense", "bert.pooler", "dense"),
-    _PRETRAINING_HEADS,
+BIG_BIRD_TABLE = _pretraining_table(
+    "bert/encoder/LayerNorm",
+    projection="projection",
+    attention_output="attention_output",
+    pooler="bert.pooler",
 )
 
 # The BigBird TriviaQA model (a Keras model in the TF Model Garden style) -> BigBirdForQuestion-
@@ -243,10 +257,45 @@ BIG_BIRD_TRIVIA_QA_TABLE = _table(
 # `attention/self` and its FFN LayerNorm under `intermediate`; the stacks' final LayerNorms are
 # `pegasus/{encoder,decoder}/LayerNorm`. Attention biases exist in the canonical model only with
 # `use_bias` (default False); the reference ignores them.
-_ENC = "pegasus/encoder/layer_{layer}"
 _DEC = "pegasus/decoder/layer_{layer}"
-_CANONICAL_ENC = "model.encoder.layers.{layer}"
 _CANONICAL_DEC = "model.decoder.layers.{layer}"
+
+
+def _pegasus_stack_rows(
+    stack: str, projections: tuple[str, str, str], output: str
+) -> tuple[NameRule, ...]:
+    """The rows that the encoder and the decoder `stack` ("encoder" or "decoder") both have: a
+    layer's self-attention (`projections`: the canonical modules under `self_attn` of its query,
+    key and value; `output`: of its output projection) and its LayerNorm, the feed-forward
+    LayerNorm and two dense layers, and the stack's final LayerNorm."""
+    layer = f"pegasus/{stack}/layer_{{layer}}"
+    canonical = f"model.{stack}.layers.{{layer}}"
+    return _table(
+        *(
+            _rows(
+                f"{layer}/attention/self/{p}",
+                f"{canonical}.self_attn.{module}",
+                "projection",
+                only_with_bias=True,
+            )
+            for p, module in zip(("query", "key", "value"), projections)
+        ),
+        _rows(
+            f"{layer}/attention/self/LayerNorm", f"{canonical}.self_attn_layer_norm", "layer_norm"
+        ),
+        _rows(
+            f"{layer}/attention/output/dense",
+            f"{canonical}.self_attn.{output}",
+            "attention_output",
+            only_with_bias=True,
+        ),
+        _rows(f"{layer}/intermediate/LayerNorm", f"{canonical}.final_layer_norm", "layer_norm"),
+        _rows(f"{layer}/intermediate/dense", f"{canonical}.fc1", "dense"),
+        _rows(f"{layer}/output/dense", f"{canonical}.fc2", "dense"),
+        _rows(f"pegasus/{stack}/LayerNorm", f"model.{stack}.layernorm_embedding", "layer_norm"),
+    )
+
+
 BIGBIRD_PEGASUS_TABLE = _table(
     [
         NameRule("pegasus/embeddings/word_embeddings", "model.shared.weight"),
@@ -255,48 +304,17 @@ BIGBIRD_PEGASUS_TABLE = _table(
             ("model.encoder.embed_positions.weight", "model.decoder.embed_positions.weight"),
         ),
     ],
-    # encoder layers
+    _pegasus_stack_rows("encoder", ("self.query", "self.key", "self.value"), "output"),
+    _pegasus_stack_rows("decoder", ("q_proj", "k_proj", "v_proj"), "out_proj"),
+    # the decoder's cross-attention
     *(
         _rows(
-            f"{_ENC}/attention/self/{p}",
-            f"{_CANONICAL_ENC}.self_attn.self.{p}",
+            f"{_DEC}/attention/encdec/{p}",
+            f"{_CANONICAL_DEC}.encoder_attn.{p[0]}_proj",
             "projection",
             only_with_bias=True,
         )
         for p in ("query", "key", "value")
-    ),
-    _rows(
-        f"{_ENC}/attention/self/LayerNorm", f"{_CANONICAL_ENC}.self_attn_layer_norm", "layer_norm"
-    ),
-    _rows(
-        f"{_ENC}/attention/output/dense",
-        f"{_CANONICAL_ENC}.self_attn.output",
-        "attention_output",
-        only_with_bias=True,
-    ),
-    _rows(f"{_ENC}/intermediate/LayerNorm", f"{_CANONICAL_ENC}.final_layer_norm", "layer_norm"),
-    _rows(f"{_ENC}/intermediate/dense", f"{_CANONICAL_ENC}.fc1", "dense"),
-    _rows(f"{_ENC}/output/dense", f"{_CANONICAL_ENC}.fc2", "dense"),
-    _rows("pegasus/encoder/LayerNorm", "model.encoder.layernorm_embedding", "layer_norm"),
-    # decoder layers
-    *(
-        _rows(
-            f"{_DEC}/attention/{scope}/{p}",
-            f"{_CANONICAL_DEC}.{module}.{p[0]}_proj",
-            "projection",
-            only_with_bias=True,
-        )
-        for scope, module in (("self", "self_attn"), ("encdec", "encoder_attn"))
-        for p in ("query", "key", "value")
-    ),
-    _rows(
-        f"{_DEC}/attention/self/LayerNorm", f"{_CANONICAL_DEC}.self_attn_layer_norm", "layer_norm"
-    ),
-    _rows(
-        f"{_DEC}/attention/output/dense",
-        f"{_CANONICAL_DEC}.self_attn.out_proj",
-        "attention_output",
-        only_with_bias=True,
     ),
     _rows(
         f"{_DEC}/attention/encdec/LayerNorm",
@@ -309,10 +327,6 @@ BIGBIRD_PEGASUS_TABLE = _table(
         "attention_output",
         only_with_bias=True,
     ),
-    _rows(f"{_DEC}/intermediate/LayerNorm", f"{_CANONICAL_DEC}.final_layer_norm", "layer_norm"),
-    _rows(f"{_DEC}/intermediate/dense", f"{_CANONICAL_DEC}.fc1", "dense"),
-    _rows(f"{_DEC}/output/dense", f"{_CANONICAL_DEC}.fc2", "dense"),
-    _rows("pegasus/decoder/LayerNorm", "model.decoder.layernorm_embedding", "layer_norm"),
 )
 
 
@@ -556,15 +570,7 @@ def _resolve_config(config: Any, family: str, source: Any) -> PretrainedConfig:
             )
         return config.copy()
     if isinstance(config, (str, os.PathLike)):
-        path = Path(config)
-        if path.is_dir():
-            path = path / "config.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is not valid JSON: {err}") from None
+        config = read_config_file(config)
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a config object, a JSON path or a dict, got {config!r}")
     if "model_type" in config:  # a canonical config.json

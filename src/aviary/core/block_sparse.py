@@ -510,7 +510,35 @@ def plan_attention(
     check_policy(policy, rng)
 
     r = num_random_blocks
-    if not uses_block_sparse(seq_len, block_size, r):
+    block_sparse = uses_block_sparse(seq_len, block_size, r)
+    if block_sparse:
+        pad = padding_length(seq_len, block_size)
+        if pad and warn:
+            _warn_once(
+                "padding",
+                "BigBird block-sparse attention pads inputs on the right to a multiple of "
+                f"block_size ({seq_len} -> {seq_len + pad} tokens); outputs are unpadded again.",
+            )
+        num_blocks = (seq_len + pad) // block_size
+        random_blocks = np.stack(
+            [
+                layer_random_blocks(
+                    seq_len + pad,
+                    block_size,
+                    r,
+                    num_heads,
+                    layer=layer,
+                    policy=policy,
+                    training=training,
+                    rng=rng,
+                    max_position_embeddings=max_position_embeddings,
+                )
+                for layer in range(num_layers)
+            ]
+        )  # [layers, heads, n-2, r]
+        key_blocks = np.ascontiguousarray(key_block_ids(random_blocks, num_blocks))
+        key_valid = key_block_valid(num_blocks, r)
+    else:
         if warn:
             _warn_once(
                 "full_attention",
@@ -518,49 +546,10 @@ def plan_attention(
                 f"block_size = {longest_full_attention_length(block_size, r)} tokens; {seq_len} "
                 "tokens use full attention for this call (longer inputs are block-sparse again).",
             )
-        empty = np.zeros((num_layers, num_heads, 0, r), dtype=np.int32)
-        return AttentionPlan(
-            seq_len=seq_len,
-            block_size=block_size,
-            num_random_blocks=r,
-            num_heads=num_heads,
-            num_layers=num_layers,
-            policy=policy,
-            training=training,
-            use_block_sparse=False,
-            pad_length=0,
-            padded_length=seq_len,
-            num_blocks=0,
-            random_blocks=_read_only(empty),
-            key_blocks=_read_only(np.zeros((num_layers, num_heads, 0, 5 + r), dtype=np.int32)),
-            key_block_valid=_read_only(np.zeros((0, 5 + r), dtype=bool)),
-        )
-
-    pad = padding_length(seq_len, block_size)
-    if pad and warn:
-        _warn_once(
-            "padding",
-            f"BigBird block-sparse attention pads inputs on the right to a multiple of block_size "
-            f"({seq_len} -> {seq_len + pad} tokens); outputs are unpadded again.",
-        )
-    padded_length = seq_len + pad
-    num_blocks = padded_length // block_size
-    random_blocks = np.stack(
-        [
-            layer_random_blocks(
-                padded_length,
-                block_size,
-                r,
-                num_heads,
-                layer=layer,
-                policy=policy,
-                training=training,
-                rng=rng,
-                max_position_embeddings=max_position_embeddings,
-            )
-            for layer in range(num_layers)
-        ]
-    )  # [layers, heads, n-2, r]
+        pad = num_blocks = 0
+        random_blocks = np.zeros((num_layers, num_heads, 0, r), dtype=np.int32)
+        key_blocks = np.zeros((num_layers, num_heads, 0, 5 + r), dtype=np.int32)
+        key_valid = np.zeros((0, 5 + r), dtype=bool)
     return AttentionPlan(
         seq_len=seq_len,
         block_size=block_size,
@@ -569,13 +558,13 @@ def plan_attention(
         num_layers=num_layers,
         policy=policy,
         training=training,
-        use_block_sparse=True,
+        use_block_sparse=block_sparse,
         pad_length=pad,
-        padded_length=padded_length,
+        padded_length=seq_len + pad,
         num_blocks=num_blocks,
         random_blocks=_read_only(random_blocks),
-        key_blocks=_read_only(np.ascontiguousarray(key_block_ids(random_blocks, num_blocks))),
-        key_block_valid=_read_only(key_block_valid(num_blocks, r)),
+        key_blocks=_read_only(key_blocks),
+        key_block_valid=_read_only(key_valid),
     )
 
 

@@ -230,7 +230,7 @@ class PretrainedConfig:
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> PretrainedConfig:
         """Read `folder/config.json` (or the given JSON file)."""
-        return cls.from_dict(_read_json(_config_path(folder)), **overrides)
+        return cls.from_dict(read_config_file(folder), **overrides)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write `folder/config.json` atomically; returns its path."""
@@ -422,6 +422,11 @@ def load_config(folder: str | os.PathLike, **overrides: Any) -> PretrainedConfig
             f"{path}: model_type={model_type!r} is not one of {', '.join(CONFIG_CLASSES)}"
         )
     return CONFIG_CLASSES[model_type].from_dict(data, **overrides)
+
+
+def read_config_file(folder: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object of `folder/config.json` (or of the given JSON file), with clear errors."""
+    return _read_json(_config_path(folder))
 
 
 def _config_path(folder: str | os.PathLike) -> Path:

@@ -12,6 +12,12 @@ outside the model lives here, once, in numpy:
   travels with a model through `from_pretrained` / `save_pretrained`. Each framework's
   `generate(input_ids, attention_mask, *, generation_config=None, encoder_outputs=None,
   **settings)` starts with these two and then runs its own tensor loop.
+* `GenerationConfig.decoder_start`, `prompt_pad_token_id`, `suppressed_token_ids` and
+  `check_generation_inputs`: the decisions of a call's first steps (the decoder start token, the
+  attention mask of a prompt given without one, the ids forbidden at a length, the inputs).
+* `BeamSearch`: one beam-search call's bookkeeping (the stopping length, how many candidates
+  each step takes, the numpy side of each step and the final sequences), over
+  `BeamSearchScorer`, and `reorder_key_value_cache`, the cache layout of the beams.
 * `BeamSearchScorer`: the reference's beam search bookkeeping. Each step it receives the best
   `2 * num_beams` continuations of every example (scores, token ids, source beams), files the ones
   that end in an end-of-sequence token as finished hypotheses and returns the `num_beams` beams to
@@ -187,6 +193,50 @@ class GenerationConfig:
             )
         return self.max_length
 
+    def decoder_start(self) -> int:
+        """The first decoder token of an encoder-decoder: `decoder_start_token_id`, else
+        `bos_token_id`."""
+        start = self.decoder_start_token_id
+        if start is None:
+            start = self.bos_token_id
+        if start is None:
+            raise ValueError(
+                "generation needs decoder_start_token_id (or bos_token_id) in the arguments, "
+                "the generation config or the model config"
+            )
+        return int(start)
+
+    @property
+    def prompt_pad_token_id(self) -> int | None:
+        """The id that marks padding in a prompt given without an attention mask: `pad_token_id`,
+        unless it is also an end-of-sequence id (then padding cannot be told apart from text and,
+        as in the reference, nothing is masked)."""
+        if self.pad_token_id in self.eos_token_ids:
+            return None
+        return self.pad_token_id
+
+    def suppressed_token_ids(self, length: int) -> list[int]:
+        """The ids whose scores become -inf for the token after a sequence of `length` tokens
+        (prompt included). The reference's default score processing: end-of-sequence is
+        forbidden while the sequence is shorter than `min_length`."""
+        if self.min_length and length < self.min_length:
+            return list(self.eos_token_ids)
+        return []
+
+
+def check_generation_inputs(
+    input_shape: tuple[int, ...] | None, encoder_decoder: bool, has_encoder_outputs: bool
+) -> None:
+    """The inputs of one `generate` call: `input_ids` of shape `input_shape` (None when not
+    given) must be `[batch, length]`; a decoder-only model needs them (the prompt), an
+    encoder-decoder needs them or `encoder_outputs`."""
+    if input_shape is not None and len(input_shape) != 2:
+        raise ValueError(f"input_ids must be [batch, length], got {tuple(input_shape)}")
+    if input_shape is None and not encoder_decoder:
+        raise ValueError("a decoder-only model needs input_ids (the prompt) to generate")
+    if input_shape is None and not has_encoder_outputs:
+        raise ValueError("give input_ids (or encoder_outputs) to generate")
+
 
 def resolve_generation_settings(
     model_generation_config: GenerationConfig,
@@ -243,6 +293,23 @@ class GenerationConfigMixin:
 
 # ------------------------------------------------------------------------------------------------
 # Beam search bookkeeping
+
+
+def reorder_key_value_cache(past_key_values: tuple, take_rows: Any, encoder_decoder: bool) -> tuple:
+    """The key/value cache of the new beams (PyTorch and TF layout): `take_rows(t)` is the
+    framework's gather of the new beams' rows of one cached tensor `[B * K, ...]`.
+
+    Each layer holds `(self key, self value[, cross key, cross value])`; an encoder-decoder's
+    cross-attention entries are identical across the beams of an example and are kept.
+    """
+    reordered = []
+    for layer_past in past_key_values:
+        moved = tuple(take_rows(t) for t in layer_past[:2])
+        rest = tuple(layer_past[2:])
+        if not encoder_decoder:
+            rest = tuple(take_rows(t) for t in rest)
+        reordered.append(moved + rest)
+    return tuple(reordered)
 
 
 class BeamHypotheses:
@@ -431,3 +498,64 @@ class BeamSearchScorer:
                     raise ValueError("a hypothesis ended early without an end-of-sequence token")
                 sequences[i, len(tokens)] = eos_token_ids[0]
         return sequences, np.asarray(best_scores, dtype=np.float32)
+
+
+class BeamSearch:
+    """The bookkeeping of one beam-search `generate` call, over a `BeamSearchScorer`.
+
+    A framework's loop computes, with its own tensors, the summed log-probabilities of every
+    continuation `[B, K * V]` and the best `num_candidates` of each example; `step` files the
+    finished ones and returns the beams to continue, `finalize` the output sequences.
+    """
+
+    def __init__(self, gen: GenerationConfig, batch_size: int, prompt_length: int) -> None:
+        self.gen = gen
+        self.prompt_length = prompt_length
+        self.max_length = gen.max_length_for(prompt_length)
+        self.scorer = BeamSearchScorer(
+            batch_size,
+            gen.num_beams,
+            length_penalty=gen.length_penalty,
+            early_stopping=gen.early_stopping,
+            num_beam_hyps_to_keep=gen.num_return_sequences,
+            max_length=self.max_length,
+        )
+        # Enough candidates that K of them do not end the sequence.
+        self.num_candidates = max(2, 1 + len(gen.eos_token_ids)) * gen.num_beams
+
+    def initial_scores(self) -> np.ndarray:
+        """`float32 [B * K]`, see `BeamSearchScorer.initial_beam_scores`."""
+        return self.scorer.initial_beam_scores()
+
+    def step(
+        self, sequences: np.ndarray, top_scores: np.ndarray, top_ids: np.ndarray, vocab_size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """sequences: `[B * K, T]`; top_scores / top_ids: `[B, num_candidates]`, best first, ids
+        into an example's `[K * V]` scores. Returns the beams to continue as `[B * K]` arrays:
+        scores (float32), token ids and source rows of `sequences`."""
+        return self.scorer.process(
+            sequences,
+            top_scores,
+            top_ids % vocab_size,  # the token
+            top_ids // vocab_size,  # the beam within the example
+            self.gen.eos_token_ids,
+            self.gen.pad_token_id,
+            self.prompt_length,
+        )
+
+    def is_done(self, length: int) -> bool:
+        """Whether the loop stops with sequences of `length` tokens."""
+        return self.scorer.is_done or length >= self.max_length
+
+    def finalize(self, sequences: np.ndarray, beam_scores: np.ndarray) -> np.ndarray:
+        """`int64 [B * num_return_sequences, L]`: the best hypotheses, padded
+        (`BeamSearchScorer.finalize`)."""
+        best, _ = self.scorer.finalize(
+            sequences,
+            beam_scores,
+            self.max_length,
+            self.gen.eos_token_ids,
+            self.gen.pad_token_id,
+            self.prompt_length,
+        )
+        return best

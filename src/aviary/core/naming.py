@@ -58,21 +58,24 @@ def architecture(config: Any) -> str:
     return BASE_MODELS[config.model_type].class_name
 
 
-# Leaf (last path element) rules: framework leaf -> (canonical leaf, transpose).
-TF_LEAVES: dict[str, tuple[str, bool]] = {
+# Leaf (last path element) rules: framework leaf -> (canonical leaf, transpose). Dense layers
+# (a transposed `kernel`, `bias`) and bare `weight`s are named alike in TF and Flax; LayerNorm and
+# embedding leaves differ.
+_DENSE_LEAVES: dict[str, tuple[str, bool]] = {
     "kernel": ("weight", True),
     "bias": ("bias", False),
+    "weight": ("weight", False),
+}
+TF_LEAVES: dict[str, tuple[str, bool]] = {
+    **_DENSE_LEAVES,
     "gamma": ("weight", False),
     "beta": ("bias", False),
     "embeddings": ("weight", False),
-    "weight": ("weight", False),
 }
 FLAX_LEAVES: dict[str, tuple[str, bool]] = {
-    "kernel": ("weight", True),
-    "bias": ("bias", False),
+    **_DENSE_LEAVES,
     "scale": ("weight", False),
     "embedding": ("weight", False),
-    "weight": ("weight", False),
 }
 
 _TF_LIST_ITEM = re.compile(r"^(?P<name>.+)_\._(?P<index>\d+)$")

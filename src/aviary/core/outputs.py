@@ -9,6 +9,25 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+# A pre-training head's fields (BERT's and BigBird's alike).
+_PRETRAINING_FIELDS = (
+    "loss",
+    "prediction_logits",
+    "seq_relationship_logits",
+    "hidden_states",
+    "attentions",
+)
+# The fields after an encoder-decoder head's own: the cache and the decoder's and encoder's states.
+_SEQ2SEQ_STATES = (
+    "past_key_values",
+    "decoder_hidden_states",
+    "decoder_attentions",
+    "cross_attentions",
+    "encoder_last_hidden_state",
+    "encoder_hidden_states",
+    "encoder_attentions",
+)
+
 # Field order is the reference library's; `to_tuple()` and `return_dict=False` follow it.
 OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "BaseModelOutputWithPoolingAndCrossAttentions": (
@@ -19,13 +38,7 @@ OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
         "attentions",
         "cross_attentions",
     ),
-    "BertForPreTrainingOutput": (
-        "loss",
-        "prediction_logits",
-        "seq_relationship_logits",
-        "hidden_states",
-        "attentions",
-    ),
+    "BertForPreTrainingOutput": _PRETRAINING_FIELDS,
     "CausalLMOutputWithCrossAttentions": (
         "loss",
         "logits",
@@ -39,13 +52,7 @@ OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "SequenceClassifierOutput": ("loss", "logits", "hidden_states", "attentions"),
     "MultipleChoiceModelOutput": ("loss", "logits", "hidden_states", "attentions"),
     "TokenClassifierOutput": ("loss", "logits", "hidden_states", "attentions"),
-    "BigBirdForPreTrainingOutput": (
-        "loss",
-        "prediction_logits",
-        "seq_relationship_logits",
-        "hidden_states",
-        "attentions",
-    ),
+    "BigBirdForPreTrainingOutput": _PRETRAINING_FIELDS,
     "BigBirdForQuestionAnsweringModelOutput": (
         "loss",
         "start_logits",
@@ -70,50 +77,10 @@ OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
         "attentions",
         "cross_attentions",
     ),
-    "Seq2SeqModelOutput": (
-        "last_hidden_state",
-        "past_key_values",
-        "decoder_hidden_states",
-        "decoder_attentions",
-        "cross_attentions",
-        "encoder_last_hidden_state",
-        "encoder_hidden_states",
-        "encoder_attentions",
-    ),
-    "Seq2SeqLMOutput": (
-        "loss",
-        "logits",
-        "past_key_values",
-        "decoder_hidden_states",
-        "decoder_attentions",
-        "cross_attentions",
-        "encoder_last_hidden_state",
-        "encoder_hidden_states",
-        "encoder_attentions",
-    ),
-    "Seq2SeqSequenceClassifierOutput": (
-        "loss",
-        "logits",
-        "past_key_values",
-        "decoder_hidden_states",
-        "decoder_attentions",
-        "cross_attentions",
-        "encoder_last_hidden_state",
-        "encoder_hidden_states",
-        "encoder_attentions",
-    ),
-    "Seq2SeqQuestionAnsweringModelOutput": (
-        "loss",
-        "start_logits",
-        "end_logits",
-        "past_key_values",
-        "decoder_hidden_states",
-        "decoder_attentions",
-        "cross_attentions",
-        "encoder_last_hidden_state",
-        "encoder_hidden_states",
-        "encoder_attentions",
-    ),
+    "Seq2SeqModelOutput": ("last_hidden_state", *_SEQ2SEQ_STATES),
+    "Seq2SeqLMOutput": ("loss", "logits", *_SEQ2SEQ_STATES),
+    "Seq2SeqSequenceClassifierOutput": ("loss", "logits", *_SEQ2SEQ_STATES),
+    "Seq2SeqQuestionAnsweringModelOutput": ("loss", "start_logits", "end_logits", *_SEQ2SEQ_STATES),
 }
 
 

@@ -30,6 +30,7 @@ from aviary.core.outputs import head_output
 from aviary.flax.modeling_utils import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
+    FlaxBertForPreTrainingOutput,
     FlaxPreTrainedModel,
     KeyValueCacheMixin,
     MaskedLMOutput,
@@ -47,10 +48,7 @@ from aviary.flax.modeling_utils import (
     get_activation,
     is_concrete,
     layer_norm,
-    pytree_output_class,
 )
-
-FlaxBertForPreTrainingOutput = pytree_output_class("BertForPreTrainingOutput")
 
 
 class FlaxBertEmbeddings(nn.Module):
@@ -593,10 +591,17 @@ class FlaxBertModule(nn.Module):
     add_pooling_layer: bool = True
     gradient_checkpointing: bool = False
 
+    embeddings_class: ClassVar[type[nn.Module]] = FlaxBertEmbeddings
+    encoder_class: ClassVar[type[nn.Module]] = FlaxBertEncoder
+
     def setup(self) -> None:
-        self.embeddings = FlaxBertEmbeddings(self.config, self.dtype)
-        self.encoder = FlaxBertEncoder(self.config, self.dtype, self.gradient_checkpointing)
-        self.pooler = FlaxBertPooler(self.config, self.dtype) if self.add_pooling_layer else None
+        self.embeddings = self.embeddings_class(self.config, self.dtype)
+        self.encoder = self.encoder_class(self.config, self.dtype, self.gradient_checkpointing)
+        self.pooler = self.pooler_layer() if self.add_pooling_layer else None
+
+    def pooler_layer(self) -> nn.Module:
+        """The pooler over the first token (a swapped-in model builds its own)."""
+        return FlaxBertPooler(self.config, self.dtype)
 
     def __call__(
         self,
@@ -685,9 +690,11 @@ class FlaxBertModule(nn.Module):
         deterministic: bool,
         output_attentions: bool,
         output_hidden_states: bool,
+        **attention_inputs: Any,
     ) -> tuple:
         """The encoder stack over `embedding_output` `[B, L, H]` with full attention (causal for
-        a decoder): `(sequence_output, hidden_states, attentions, cross_attentions)`."""
+        a decoder): `(sequence_output, hidden_states, attentions, cross_attentions)`.
+        `attention_inputs` serve a swapped-in `encode` (BigBird's plan)."""
         extended_mask, encoder_extended_mask = full_attention_masks(
             embedding_output,
             attention_mask,
@@ -707,6 +714,7 @@ class FlaxBertModule(nn.Module):
             deterministic,
             output_attentions,
             output_hidden_states,
+            **attention_inputs,
         )
 
 
@@ -730,7 +738,7 @@ class FlaxBertHeadModule(nn.Module):
     base_model_class: ClassVar[type[nn.Module]] = FlaxBertModule
     pooler_in_every_head: ClassVar[bool] = False
 
-    def base_model(self, add_pooling_layer: bool = True) -> nn.Module:
+    def build_base_model(self, add_pooling_layer: bool = True) -> nn.Module:
         add_pooling_layer = add_pooling_layer or self.pooler_in_every_head
         return self.base_model_class(
             self.config, self.dtype, add_pooling_layer, self.gradient_checkpointing
@@ -775,7 +783,7 @@ class FlaxBertForPreTrainingModule(FlaxBertHeadModule):
     output_class: ClassVar[type] = FlaxBertForPreTrainingOutput
 
     def setup(self) -> None:
-        self.bert = self.base_model()
+        self.bert = self.build_base_model()
         self.cls = FlaxBertPreTrainingHeads(self.config, self.dtype)
 
     def head(self, outputs, deterministic: bool, return_dict: bool):
@@ -801,16 +809,18 @@ class FlaxBertForPreTraining(FlaxBertPreTrainedModel):
 class FlaxBertForCausalLMModule(FlaxBertHeadModule):
     """BERT as a causal (left-to-right) language model; needs `is_decoder=True`."""
 
+    output_class: ClassVar[type] = CausalLMOutputWithCrossAttentions
+
     def setup(self) -> None:
         if not self.config.is_decoder:
             name = type(self).__name__.removesuffix("Module")
             raise ValueError(f"{name} needs a config with is_decoder=True")
-        self.bert = self.base_model(add_pooling_layer=False)
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.cls = FlaxBertOnlyMLMHead(self.config, self.dtype)
 
     def head(self, outputs, deterministic: bool, return_dict: bool):
         logits = self.cls(outputs.last_hidden_state, self.shared_embedding())
-        return head_output(CausalLMOutputWithCrossAttentions, outputs, return_dict, logits=logits)
+        return head_output(self.output_class, outputs, return_dict, logits=logits)
 
 
 class FlaxBertForCausalLM(FlaxBertPreTrainedModel):
@@ -820,16 +830,15 @@ class FlaxBertForCausalLM(FlaxBertPreTrainedModel):
     tied_weights = TIED_LM_DECODER
 
 
-class FlaxBertForMaskedLMModule(FlaxBertHeadModule):
-    """BERT with the masked-language-modelling head."""
+class FlaxBertForMaskedLMModule(FlaxBertForCausalLMModule):
+    """BERT with the masked-language-modelling head: the causal LM's head (the same math), on
+    an encoder."""
+
+    output_class = MaskedLMOutput
 
     def setup(self) -> None:
-        self.bert = self.base_model(add_pooling_layer=False)
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.cls = FlaxBertOnlyMLMHead(self.config, self.dtype)
-
-    def head(self, outputs, deterministic: bool, return_dict: bool):
-        logits = self.cls(outputs.last_hidden_state, self.shared_embedding())
-        return head_output(MaskedLMOutput, outputs, return_dict, logits=logits)
 
 
 class FlaxBertForMaskedLM(FlaxBertPreTrainedModel):
@@ -843,7 +852,7 @@ class FlaxBertForNextSentencePredictionModule(FlaxBertHeadModule):
     """BERT with the next-sentence-prediction head (label 1 = sentence B is random)."""
 
     def setup(self) -> None:
-        self.bert = self.base_model()
+        self.bert = self.build_base_model()
         self.cls = FlaxBertOnlyNSPHead(self.config, self.dtype)
 
     def head(self, outputs, deterministic: bool, return_dict: bool):
@@ -861,7 +870,7 @@ class FlaxBertForSequenceClassificationModule(FlaxBertHeadModule):
     """BERT with a linear classification (or regression) head over the pooled output."""
 
     def setup(self) -> None:
-        self.bert = self.base_model()
+        self.bert = self.build_base_model()
         self.dropout = classifier_dropout(self.config)
         self.classifier = dense(self.config.num_labels, self.config, self.dtype)
 
@@ -881,7 +890,7 @@ class FlaxBertForMultipleChoiceModule(FlaxBertHeadModule):
     """BERT scoring each of C choices with a linear layer over its pooled output."""
 
     def setup(self) -> None:
-        self.bert = self.base_model()
+        self.bert = self.build_base_model()
         self.dropout = classifier_dropout(self.config)
         self.classifier = dense(1, self.config, self.dtype)
 
@@ -935,7 +944,7 @@ class FlaxBertForTokenClassificationModule(FlaxBertHeadModule):
     """BERT with a linear classifier on every token (e.g. named entities)."""
 
     def setup(self) -> None:
-        self.bert = self.base_model(add_pooling_layer=False)
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.dropout = classifier_dropout(self.config)
         self.classifier = dense(self.config.num_labels, self.config, self.dtype)
 
@@ -955,7 +964,7 @@ class FlaxBertForQuestionAnsweringModule(FlaxBertHeadModule):
     """BERT with a span head: start and end logits for every token."""
 
     def setup(self) -> None:
-        self.bert = self.base_model(add_pooling_layer=False)
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.qa_outputs = dense(2, self.config, self.dtype)
 
     def head(self, outputs, deterministic: bool, return_dict: bool):

@@ -10,19 +10,15 @@ Heads whose math is BERT's are BERT's heads over `FlaxBigBirdModule`.
 
 Attention is block-sparse (`attention_type="block_sparse"`, the default) or full
 (`"original_full"`). The wrapper's `aviary.core.block_sparse.BlockSparseController`
-(`model.block_sparse`) plans each call once, outside the traced computation (the plan depends only
-on the static input length, `train` and the policy); the plan enters the linen module as
-`BlockSparseIndices` (constants while `jax.jit` traces, or an argument) and every layer gets it. A
-short input (at most `(5 + 2 r) * block_size` tokens) runs full attention for that call only.
-Inputs whose length is not a multiple of `block_size` are padded on the right and every per-token
-output is unpadded again.
+(`model.block_sparse`) plans each call once, outside the traced computation; the plan enters the
+module as `BlockSparseIndices` and every layer gets it. A short input (at most
+`(5 + 2 r) * block_size` tokens) runs full attention for that call only. Inputs whose length is
+not a multiple of `block_size` are padded on the right and every per-token output is unpadded.
 
-The random-block policy is a model setting: `model.set_block_sparse_policy("resample",
-rng=np.random.default_rng(0))` (see `aviary.core.block_sparse`). Under `jax.jit`, "resample"
-needs the plan drawn outside the traced function: `indices = model.block_sparse_indices(length,
-train=True)`, passed to the jitted function and on as `model(..., block_sparse_indices=indices)`
-(a pytree: new draws do not retrace). Decoding (`is_decoder`, original_full only) is the Flax
-BERT's: `init_cache(batch, max_length)` and `past_key_values=`.
+The random-block policy is a model setting (`model.set_block_sparse_policy`); under `jax.jit`,
+"resample" needs the plan drawn outside: `indices = model.block_sparse_indices(length,
+train=True)`, passed to the jitted function and on as `model(..., block_sparse_indices=indices)`.
+Decoding (`is_decoder`, original_full only) is the Flax BERT's.
 
 Shapes: B batch · C choices · L tokens · H hidden · N heads · D head dim.
 """
@@ -67,17 +63,12 @@ from aviary.flax.big_bird_attention import (
     block_sparse_attention,
 )
 from aviary.flax.modeling_utils import (
+    FlaxBigBirdForPreTrainingOutput,
+    FlaxBigBirdForQuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     classifier_dropout,
     dense,
     get_activation,
-    normal_init,
-    pytree_output_class,
-)
-
-FlaxBigBirdForPreTrainingOutput = pytree_output_class("BigBirdForPreTrainingOutput")
-FlaxBigBirdForQuestionAnsweringModelOutput = pytree_output_class(
-    "BigBirdForQuestionAnsweringModelOutput"
 )
 
 # The reference's penalty on question tokens in the span logits.
@@ -191,9 +182,8 @@ class FlaxBigBirdPreTrainedModel(BlockSparseModelMixin, FlaxBertPreTrainedModel)
         past_key_values: dict | None = None,
         block_sparse_indices: BlockSparseIndices | None = None,
     ):
-        """BERT's call (`FlaxBertPreTrainedModel.__call__`), planned here: `train=True` also plans
-        block-sparse attention for training, and `block_sparse_indices` (from
-        `block_sparse_indices()`) overrides the plan the model's policy would make."""
+        """BERT's call, planned here (`train=True` plans for training); `block_sparse_indices`
+        (from `block_sparse_indices()`) overrides the plan the model's policy would make."""
         inputs = self.given_inputs(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -202,9 +192,6 @@ class FlaxBigBirdPreTrainedModel(BlockSparseModelMixin, FlaxBertPreTrainedModel)
             head_mask=head_mask,
             encoder_hidden_states=encoder_hidden_states,
             encoder_attention_mask=encoder_attention_mask,
-        )
-        inputs["block_sparse_indices"] = self.call_indices(
-            inputs, params, train, indices_rng, past_key_values, block_sparse_indices
         )
         return self.apply_module(
             inputs,
@@ -215,6 +202,8 @@ class FlaxBigBirdPreTrainedModel(BlockSparseModelMixin, FlaxBertPreTrainedModel)
             output_hidden_states=output_hidden_states,
             return_dict=return_dict,
             past_key_values=past_key_values,
+            indices_rng=indices_rng,
+            block_sparse_indices=block_sparse_indices,
         )
 
     def call_indices(
@@ -222,17 +211,10 @@ class FlaxBigBirdPreTrainedModel(BlockSparseModelMixin, FlaxBertPreTrainedModel)
         inputs: dict[str, Any],
         params: dict | None,
         train: bool,
-        indices_rng: jax.Array | None,
         past_key_values: dict | None,
         given: BlockSparseIndices | None,
     ) -> BlockSparseIndices | None:
-        """The plan of this call, made once, here (a decoding step is full attention)."""
-        if indices_rng is not None:
-            raise ValueError(
-                "indices_rng is not used: aviary draws BigBird's random blocks on the host; "
-                "choose them with model.set_block_sparse_policy('resample', "
-                "rng=np.random.default_rng(seed)) or pass block_sparse_indices="
-            )
+        """The plan of this call (`apply_module`; a decoding step is full attention)."""
         if past_key_values is not None and given is None:
             return None
         input_ids, mask = inputs["input_ids"], inputs.get("attention_mask")
@@ -261,17 +243,12 @@ class FlaxBigBirdModule(FlaxBertModule):
     pooled first token. `block_sparse_indices` is the call's plan (from the wrapper; None: full
     attention)."""
 
-    def setup(self) -> None:
+    embeddings_class = FlaxBigBirdEmbeddings
+    encoder_class = FlaxBigBirdEncoder
+
+    def pooler_layer(self) -> nn.Module:
         config = self.config
-        self.embeddings = FlaxBigBirdEmbeddings(config, self.dtype)
-        self.encoder = FlaxBigBirdEncoder(config, self.dtype, self.gradient_checkpointing)
-        self.pooler = None
-        if self.add_pooling_layer:
-            self.pooler = FlaxBigBirdPooler(
-                config.hidden_size,
-                kernel_init=normal_init(config.initializer_range),
-                dtype=self.dtype,
-            )
+        return dense(config.hidden_size, config, self.dtype, layer_class=FlaxBigBirdPooler)
 
     def encode(
         self,
@@ -301,41 +278,32 @@ class FlaxBigBirdModule(FlaxBertModule):
                 "attention_type='original_full'"
             )
         indices = block_sparse_indices
-        if indices is None:
-            return super().encode(
-                embedding_output,
-                attention_mask,
-                head_masks,
-                encoder_hidden_states,
-                encoder_attention_mask,
-                init_cache,
-                past_length,
-                cache_length,
-                deterministic,
-                output_attentions,
-                output_hidden_states,
+        block_sparse = None
+        if indices is not None:
+            key_keep = (
+                jnp.ones((batch, length), dtype=dtype)
+                if attention_mask is None
+                else attention_mask.astype(dtype)
             )
-
-        key_keep = (
-            jnp.ones((batch, length), dtype=dtype)
-            if attention_mask is None
-            else attention_mask.astype(dtype)
-        )
-        if indices.pad_length:
-            embedding_output, key_keep = self.pad(
-                embedding_output, key_keep, indices, deterministic
-            )
-        sequence_output, hidden_states, attentions, cross_attentions = self.encoder(
+            if indices.pad_length:
+                embedding_output, key_keep = self.pad(
+                    embedding_output, key_keep, indices, deterministic
+                )
+            block_sparse = (indices, key_keep)  # key_keep: [B, padded L]
+            attention_mask = None  # the keep-mask travels in block_sparse
+        sequence_output, hidden_states, attentions, cross_attentions = super().encode(
             embedding_output,
-            None,
+            attention_mask,
             head_masks,
             encoder_hidden_states,
-            None,
+            encoder_attention_mask,
             init_cache,
+            past_length,
+            cache_length,
             deterministic,
             output_attentions,
             output_hidden_states,
-            block_sparse=(indices, key_keep),  # key_keep: [B, padded L]
+            block_sparse=block_sparse,
         )
         # Every per-token output goes back to the input length (the indices carry the plan's
         # seq_len and pad_length).
@@ -436,7 +404,7 @@ class FlaxBigBirdForSequenceClassificationModule(FlaxBigBirdHeadModule):
     """BigBird with a classification (or regression) head on the first token."""
 
     def setup(self) -> None:
-        self.bert = self.base_model()
+        self.bert = self.build_base_model()
         self.classifier = FlaxBigBirdClassificationHead(self.config, self.dtype)
 
     def head(self, outputs, deterministic: bool, return_dict: bool):
@@ -454,7 +422,7 @@ class FlaxBigBirdForMultipleChoiceModule(FlaxBigBirdHeadModule, FlaxBertForMulti
     """BigBird scoring each of C choices with a linear layer over its pooled output."""
 
     def setup(self) -> None:
-        self.bert = self.base_model()
+        self.bert = self.build_base_model()
         # The reference's BigBird ignores classifier_dropout here.
         self.dropout = nn.Dropout(rate=self.config.hidden_dropout_prob)
         self.classifier = dense(1, self.config, self.dtype)
@@ -600,9 +568,6 @@ class FlaxBigBirdForQuestionAnswering(FlaxBigBirdPreTrainedModel):
             position_ids=position_ids,
             head_mask=head_mask,
         )
-        inputs["block_sparse_indices"] = self.call_indices(
-            inputs, params, train, indices_rng, None, block_sparse_indices
-        )
         return self.apply_module(
             inputs,
             params=params,
@@ -611,4 +576,6 @@ class FlaxBigBirdForQuestionAnswering(FlaxBigBirdPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=return_dict,
+            indices_rng=indices_rng,
+            block_sparse_indices=block_sparse_indices,
         )

@@ -131,7 +131,7 @@ jax.tree_util.register_dataclass(
 class BlockSparseModelMixin:
     """The attention settings of a Flax wrapper whose (encoder) self-attention may be
     block-sparse, over `self.block_sparse` (the model's `BlockSparseController`), and the one
-    planning step of its calls (`call_plan`)."""
+    planning step of its calls (`apply_module`, over the model's `call_indices` and `call_plan`)."""
 
     block_sparse: BlockSparseController
     dtype: Any
@@ -177,6 +177,33 @@ class BlockSparseModelMixin:
         it through `jax.jit` as an argument and on as `block_sparse_indices=`."""
         plan = self.plan(seq_len, train)
         return None if plan is None else BlockSparseIndices.from_plan(plan, self.dtype)
+
+    def apply_module(
+        self,
+        inputs: dict[str, Any],
+        *,
+        params: dict | None,
+        train: bool,
+        past_key_values: dict | None = None,
+        indices_rng: jax.Array | None = None,
+        block_sparse_indices: BlockSparseIndices | None = None,
+        **apply_kwargs: Any,
+    ):
+        """`FlaxPreTrainedModel.apply_module`, planned: this call's plan (the model's
+        `call_indices`, made once, here, outside the module) joins the inputs as
+        `block_sparse_indices` (None, full attention, is the modules' default)."""
+        if indices_rng is not None:  # the reference's argument, kept in BigBird's signatures
+            raise ValueError(
+                "indices_rng is not used: aviary draws BigBird's random blocks on the host; "
+                "choose them with model.set_block_sparse_policy('resample', "
+                "rng=np.random.default_rng(seed)) or pass block_sparse_indices="
+            )
+        plan = self.call_indices(inputs, params, train, past_key_values, block_sparse_indices)
+        if plan is not None:
+            inputs = {**inputs, "block_sparse_indices": plan}
+        return super().apply_module(
+            inputs, params=params, train=train, past_key_values=past_key_values, **apply_kwargs
+        )
 
     def call_plan(
         self,

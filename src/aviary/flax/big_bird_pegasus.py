@@ -32,7 +32,7 @@ settings.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -49,9 +49,15 @@ from aviary.flax.big_bird_attention import BlockSparseIndices, BlockSparseModelM
 from aviary.flax.generation import FlaxGenerationMixin
 from aviary.flax.modeling_utils import (
     IGNORE_INDEX,
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
     FlaxPreTrainedModel,
     KeyValueCacheMixin,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+    Seq2SeqQuestionAnsweringModelOutput,
+    Seq2SeqSequenceClassifierOutput,
     check_ids,
     dense,
     embedding_init,
@@ -61,17 +67,7 @@ from aviary.flax.modeling_utils import (
     get_activation,
     is_concrete,
     normal_init,
-    pytree_output_class,
 )
-
-BaseModelOutput = pytree_output_class("BaseModelOutput")
-BaseModelOutputWithPastAndCrossAttentions = pytree_output_class(
-    "BaseModelOutputWithPastAndCrossAttentions"
-)
-Seq2SeqModelOutput = pytree_output_class("Seq2SeqModelOutput")
-Seq2SeqLMOutput = pytree_output_class("Seq2SeqLMOutput")
-Seq2SeqSequenceClassifierOutput = pytree_output_class("Seq2SeqSequenceClassifierOutput")
-Seq2SeqQuestionAnsweringModelOutput = pytree_output_class("Seq2SeqQuestionAnsweringModelOutput")
 
 # The reference builds every BigBirdPegasus LayerNorm with the framework default (no config field).
 LAYER_NORM_EPS = 1e-5
@@ -362,12 +358,15 @@ class FlaxBigBirdPegasusPreTrainedModel(BlockSparseModelMixin, FlaxPreTrainedMod
         inputs: dict[str, Any],
         params: dict | None,
         train: bool,
+        past_key_values: dict | None,
         given: BlockSparseIndices | None,
     ) -> BlockSparseIndices | None:
-        """The plan of this call's encoder, made once, here (None: full attention, or no
-        encoder run: `encoder_outputs` given)."""
+        """The plan of this call's encoder (`apply_module`; None: full attention, or no encoder
+        run: `encoder_outputs` given, or the decoder-only model)."""
         source = inputs.get("input_ids", inputs.get("inputs_embeds"))
-        if "encoder_outputs" in inputs or source is None or np.ndim(source) < 2:
+        if not self.has_encoder or "encoder_outputs" in inputs:
+            return None
+        if source is None or np.ndim(source) < 2:
             return None  # (a bad rank is reported by the module)
         return self.call_plan(source.shape[1], inputs, params, train, given)
 
@@ -409,9 +408,6 @@ class FlaxBigBirdPegasusPreTrainedModel(BlockSparseModelMixin, FlaxPreTrainedMod
             head_mask=head_mask,
             inputs_embeds=inputs_embeds,
         )
-        inputs["block_sparse_indices"] = self.call_indices(
-            inputs, params, train, block_sparse_indices
-        )
         return self.apply_module(
             inputs,
             params=params,
@@ -420,6 +416,7 @@ class FlaxBigBirdPegasusPreTrainedModel(BlockSparseModelMixin, FlaxPreTrainedMod
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=return_dict,
+            block_sparse_indices=block_sparse_indices,
             method=lambda module, **encoder_inputs: module.model.encoder(**encoder_inputs),
         )
 
@@ -461,9 +458,6 @@ class FlaxBigBirdPegasusPreTrainedModel(BlockSparseModelMixin, FlaxPreTrainedMod
             inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds,
         )
-        inputs["block_sparse_indices"] = self.call_indices(
-            inputs, params, train, block_sparse_indices
-        )
         return self.apply_module(
             inputs,
             params=params,
@@ -473,6 +467,7 @@ class FlaxBigBirdPegasusPreTrainedModel(BlockSparseModelMixin, FlaxPreTrainedMod
             output_hidden_states=output_hidden_states,
             return_dict=return_dict,
             past_key_values=past_key_values,
+            block_sparse_indices=block_sparse_indices,
         )
 
 
@@ -854,16 +849,37 @@ class FlaxBigBirdPegasusModel(FlaxBigBirdPegasusPreTrainedModel):
     module_class = FlaxBigBirdPegasusModule
 
 
-class FlaxBigBirdPegasusForConditionalGenerationModule(nn.Module):
-    """BigBirdPegasus with the language-modelling head, for summarisation."""
+class FlaxBigBirdPegasusHeadModule(nn.Module):
+    """Base of the head modules (as `FlaxBertHeadModule`): they build `base_model_class`
+    (`FlaxBigBirdPegasusModule`) as `self.model`. A head's call runs it on the inputs of that
+    module, then the head's own math, `head(outputs, deterministic, return_dict)`."""
 
     config: BigBirdPegasusConfig
     dtype: Any = jnp.float32
     gradient_checkpointing: bool = False
+    base_model_class: ClassVar[type[nn.Module]] = FlaxBigBirdPegasusModule
+
+    def build_base_model(self) -> nn.Module:
+        return self.base_model_class(self.config, self.dtype, self.gradient_checkpointing)
+
+    def __call__(self, deterministic: bool = True, return_dict: bool = True, **base_inputs):
+        outputs = self.model(deterministic=deterministic, **base_inputs)
+        return self.head(outputs, deterministic, return_dict)
+
+    def lm_logits(self, embed_tokens: nn.Embed, hidden_states: jax.Array) -> jax.Array:
+        """Vocabulary logits `[B, T, V]` of an LM head: the word embeddings `[V, H]` when tied
+        (`tie_word_embeddings`, the default), else its own `lm_head`."""
+        if self.config.tie_word_embeddings:
+            return embed_tokens.attend(hidden_states)
+        return self.lm_head(hidden_states)
+
+
+class FlaxBigBirdPegasusForConditionalGenerationModule(FlaxBigBirdPegasusHeadModule):
+    """BigBirdPegasus with the language-modelling head, for summarisation."""
 
     def setup(self) -> None:
         config = self.config
-        self.model = FlaxBigBirdPegasusModule(config, self.dtype, self.gradient_checkpointing)
+        self.model = self.build_base_model()
         # Stored in checkpoints, not trained (a buffer in PyTorch), as the reference.
         self.final_logits_bias = self.param(
             "final_logits_bias", nn.initializers.zeros, (1, config.vocab_size)
@@ -871,14 +887,8 @@ class FlaxBigBirdPegasusForConditionalGenerationModule(nn.Module):
         if not config.tie_word_embeddings:
             self.lm_head = dense(config.vocab_size, config, self.dtype, use_bias=False)
 
-    def __call__(self, return_dict: bool = True, **base_inputs):
-        """`base_inputs`: the inputs of `FlaxBigBirdPegasusModule`."""
-        outputs = self.model(**base_inputs)
-        hidden_states = outputs.last_hidden_state  # [B, T, H]
-        if self.config.tie_word_embeddings:
-            lm_logits = self.model.shared.attend(hidden_states)  # the word embeddings [V, H]
-        else:
-            lm_logits = self.lm_head(hidden_states)
+    def head(self, outputs, deterministic: bool, return_dict: bool):
+        lm_logits = self.lm_logits(self.model.shared, outputs.last_hidden_state)
         lm_logits = lm_logits + self.final_logits_bias.astype(self.dtype)  # [B, T, V]
         return head_output(Seq2SeqLMOutput, outputs, return_dict, logits=lm_logits)
 
@@ -893,18 +903,13 @@ class FlaxBigBirdPegasusForConditionalGeneration(
     tied_weights = (("lm_head.weight", "model.shared.weight"),)
 
 
-class FlaxBigBirdPegasusForSequenceClassificationModule(nn.Module):
+class FlaxBigBirdPegasusForSequenceClassificationModule(FlaxBigBirdPegasusHeadModule):
     """BigBirdPegasus with a classification (or regression) head on the decoder state at the
-    last end-of-sequence token of the input."""
-
-    config: BigBirdPegasusConfig
-    dtype: Any = jnp.float32
-    gradient_checkpointing: bool = False
+    last end-of-sequence token of the input (read from `input_ids`: its own call)."""
 
     def setup(self) -> None:
-        config = self.config
-        self.model = FlaxBigBirdPegasusModule(config, self.dtype, self.gradient_checkpointing)
-        self.classification_head = FlaxBigBirdPegasusClassificationHead(config, self.dtype)
+        self.model = self.build_base_model()
+        self.classification_head = FlaxBigBirdPegasusClassificationHead(self.config, self.dtype)
 
     def __call__(
         self, input_ids=None, deterministic: bool = True, return_dict: bool = True, **base_inputs
@@ -943,21 +948,14 @@ class FlaxBigBirdPegasusForSequenceClassification(FlaxBigBirdPegasusPreTrainedMo
     module_class = FlaxBigBirdPegasusForSequenceClassificationModule
 
 
-class FlaxBigBirdPegasusForQuestionAnsweringModule(nn.Module):
+class FlaxBigBirdPegasusForQuestionAnsweringModule(FlaxBigBirdPegasusHeadModule):
     """BigBirdPegasus with a span head (start/end logits) on the decoder's hidden states."""
 
-    config: BigBirdPegasusConfig
-    dtype: Any = jnp.float32
-    gradient_checkpointing: bool = False
-
     def setup(self) -> None:
-        config = self.config
-        self.model = FlaxBigBirdPegasusModule(config, self.dtype, self.gradient_checkpointing)
-        self.qa_outputs = dense(2, config, self.dtype)
+        self.model = self.build_base_model()
+        self.qa_outputs = dense(2, self.config, self.dtype)
 
-    def __call__(self, return_dict: bool = True, **base_inputs):
-        """`base_inputs`: the inputs of `FlaxBigBirdPegasusModule`."""
-        outputs = self.model(**base_inputs)
+    def head(self, outputs, deterministic: bool, return_dict: bool):
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, T, 2]
         start_logits, end_logits = logits[..., 0], logits[..., 1]  # [B, T] each
         return head_output(
@@ -977,7 +975,7 @@ class FlaxBigBirdPegasusForQuestionAnswering(FlaxBigBirdPegasusPreTrainedModel):
 
 class FlaxBigBirdPegasusDecoderWrapper(nn.Module):
     """Holds the decoder as `decoder`, so that a decoder-only model has the checkpoint names
-    `model.decoder.*` of the encoder-decoder (the causal LM calls `model.decoder`)."""
+    `model.decoder.*` of the encoder-decoder; its call is the decoder's."""
 
     config: BigBirdPegasusConfig
     dtype: Any = jnp.float32
@@ -988,31 +986,24 @@ class FlaxBigBirdPegasusDecoderWrapper(nn.Module):
             self.config, self.dtype, gradient_checkpointing=self.gradient_checkpointing
         )
 
+    def __call__(self, **decoder_inputs):
+        return self.decoder(**decoder_inputs)
 
-class FlaxBigBirdPegasusForCausalLMModule(nn.Module):
+
+class FlaxBigBirdPegasusForCausalLMModule(FlaxBigBirdPegasusHeadModule):
     """The BigBirdPegasus decoder alone as a causal language model; cross-attention runs when
-    `encoder_hidden_states` are given."""
+    `encoder_hidden_states` are given. Its inputs are those of `FlaxBigBirdPegasusDecoder`."""
 
-    config: BigBirdPegasusConfig
-    dtype: Any = jnp.float32
-    gradient_checkpointing: bool = False
+    base_model_class = FlaxBigBirdPegasusDecoderWrapper
 
     def setup(self) -> None:
         config = self.config
-        self.model = FlaxBigBirdPegasusDecoderWrapper(
-            config, self.dtype, self.gradient_checkpointing
-        )
+        self.model = self.build_base_model()
         if not config.tie_word_embeddings:
             self.lm_head = dense(config.vocab_size, config, self.dtype, use_bias=False)
 
-    def __call__(self, return_dict: bool = True, **base_inputs):
-        """`base_inputs`: the inputs of `FlaxBigBirdPegasusDecoder`."""
-        outputs = self.model.decoder(**base_inputs)
-        hidden_states = outputs.last_hidden_state  # [B, T, H]
-        if self.config.tie_word_embeddings:
-            logits = self.model.decoder.embed_tokens.attend(hidden_states)  # [B, T, V]
-        else:
-            logits = self.lm_head(hidden_states)
+    def head(self, outputs, deterministic: bool, return_dict: bool):
+        logits = self.lm_logits(self.model.decoder.embed_tokens, outputs.last_hidden_state)
         # As the reference: labels are compared position by position with the logits (not
         # shifted), so a training loop passes the next tokens to `masked_lm_loss`.
         return head_output(CausalLMOutputWithCrossAttentions, outputs, return_dict, logits=logits)

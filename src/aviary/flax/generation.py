@@ -4,7 +4,7 @@ An encoder-decoder model runs its encoder once; the decoder then produces one to
 a preallocated key/value cache of the final length (`init_cache`), through one jitted step
 function (the new token is the only decoder input after the first step, so every step after the
 first has the same shapes and compiles once). Beam search reorders the cache rows after each step.
-The bookkeeping that is not tensor work (settings, finished hypotheses) is
+The bookkeeping that is not tensor work (settings, input checks, beam bookkeeping) is
 `aviary.core.generation`, shared by the three frameworks; the token choice runs on the host in
 numpy, as in the PyTorch loop.
 
@@ -24,9 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from aviary.core.generation import (
-    BeamSearchScorer,
+    BeamSearch,
     GenerationConfig,
     GenerationConfigMixin,
+    check_generation_inputs,
     resolve_generation_settings,
 )
 
@@ -81,8 +82,8 @@ class FlaxGenerationMixin(GenerationConfigMixin):
             input_ids, attention_mask, encoder_outputs, gen, params
         )
         if gen.num_beams == 1:
-            return self._greedy_search(sequences, model_kwargs, gen, params)
-        return self._beam_search(sequences, model_kwargs, gen, params)
+            return self._greedy_search(sequences, model_kwargs, gen)
+        return self._beam_search(sequences, model_kwargs, gen)
 
     def _prepare_generation(
         self,
@@ -92,59 +93,50 @@ class FlaxGenerationMixin(GenerationConfigMixin):
         gen: GenerationConfig,
         params: dict,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """The starting sequences `[B * K, P]` and the per-step model arguments (beams of one
-        example are adjacent rows)."""
+        """The starting sequences `[B * K, P]` and the per-step model arguments, `params`
+        included (beams of one example are adjacent rows)."""
         k = gen.num_beams
         encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
         if input_ids is not None:
             input_ids = np.asarray(input_ids)
-            if input_ids.ndim != 2:
-                raise ValueError(f"input_ids must be [batch, length], got {input_ids.shape}")
+        input_shape = None if input_ids is None else input_ids.shape
+        check_generation_inputs(input_shape, encoder_decoder, encoder_outputs is not None)
         if attention_mask is None and input_ids is not None:
             attention_mask = self._infer_attention_mask(input_ids, gen)
         if attention_mask is not None:
             attention_mask = np.asarray(attention_mask)
 
         if not encoder_decoder:
-            if input_ids is None:
-                raise ValueError("a decoder-only model needs input_ids (the prompt) to generate")
             sequences = np.repeat(input_ids.astype(np.int64), k, axis=0)  # [B * K, P]
-            return sequences, {"attention_mask": np.repeat(attention_mask, k, axis=0)}
+            return sequences, {
+                "attention_mask": np.repeat(attention_mask, k, axis=0),
+                "params": params,
+            }
 
         if encoder_outputs is None:
-            if input_ids is None:
-                raise ValueError("give input_ids (or encoder_outputs) to generate")
             encoder_outputs = self.encode(input_ids, attention_mask, params=params)
         encoder_states = encoder_outputs[0]  # [B, S, H]
         batch = encoder_states.shape[0]
-        start = gen.decoder_start_token_id
-        if start is None:
-            start = gen.bos_token_id
-        if start is None:
-            raise ValueError(
-                "generation needs decoder_start_token_id (or bos_token_id) in the arguments, "
-                "the generation config or the model config"
-            )
-        sequences = np.full((batch * k, 1), int(start), dtype=np.int64)
+        sequences = np.full((batch * k, 1), gen.decoder_start(), dtype=np.int64)
         model_kwargs = {
             # (last_hidden_state,) as the tuple form of the encoder output: [B * K, S, H]
             "encoder_outputs": (jnp.repeat(jnp.asarray(encoder_states), k, axis=0),),
             "attention_mask": (
                 None if attention_mask is None else jnp.asarray(np.repeat(attention_mask, k, 0))
             ),
+            "params": params,
         }
         return sequences, model_kwargs
 
     @staticmethod
     def _infer_attention_mask(input_ids: np.ndarray, gen: GenerationConfig) -> np.ndarray:
-        # As the reference: padding tokens are masked out when the pad id is in the input and is
-        # not also an end-of-sequence id (then it cannot tell padding apart); else all ones.
-        pad = gen.pad_token_id
-        if pad is not None and pad not in gen.eos_token_ids and bool((input_ids == pad).any()):
+        # Padding tokens are masked out when the prompt has some; else all ones.
+        pad = gen.prompt_pad_token_id
+        if pad is not None and bool((input_ids == pad).any()):
             return (input_ids != pad).astype(np.int64)
         return np.ones_like(input_ids)
 
-    def _decoder_step(self, params, cache, new_ids, model_kwargs):
+    def _decoder_step(self, cache, new_ids, model_kwargs):
         """Logits `[B * K, V]` of the token after `new_ids` (written into `cache` at its index)
         and the updated cache; a pure function, jitted once per model (`_jitted_step`). Without
         a cache (None) `new_ids` are the whole sequence. A decoder-only model's keys are masked
@@ -154,14 +146,14 @@ class FlaxGenerationMixin(GenerationConfigMixin):
                 attention_mask=model_kwargs["attention_mask"],
                 encoder_outputs=model_kwargs["encoder_outputs"],
                 decoder_input_ids=new_ids,
-                params=params,
+                params=model_kwargs["params"],
                 past_key_values=cache,
             )
         else:
             outputs = self(
                 input_ids=new_ids,
                 attention_mask=model_kwargs["step_mask"],
-                params=params,
+                params=model_kwargs["params"],
                 past_key_values=cache,
             )
         return outputs.logits[:, -1, :].astype(jnp.float32), outputs.past_key_values
@@ -179,7 +171,6 @@ class FlaxGenerationMixin(GenerationConfigMixin):
         model_kwargs: dict[str, Any],
         cache: dict | None,
         gen: GenerationConfig,
-        params: dict,
         max_length: int,
     ) -> tuple[np.ndarray, dict | None]:
         """Logits `[B * K, V]` (numpy float32) of the token after `sequences`, and the cache."""
@@ -199,24 +190,20 @@ class FlaxGenerationMixin(GenerationConfigMixin):
                     np.concatenate([mask, np.ones((mask.shape[0], grown), mask.dtype)], 1)
                 )
         step = self._jitted_step() if gen.use_cache else self._decoder_step
-        logits, cache = step(params, cache, jnp.asarray(new), model_kwargs)
+        logits, cache = step(cache, jnp.asarray(new), model_kwargs)
         return np.asarray(logits), cache
 
     @staticmethod
     def _process_scores(scores: np.ndarray, length: int, gen: GenerationConfig) -> np.ndarray:
-        """The reference's default score processing: end-of-sequence is forbidden while the
-        sequence (prompt included) is shorter than `min_length`."""
-        if gen.min_length and length < gen.min_length and gen.eos_token_ids:
+        """`scores` `[B * K, V]` with the ids `gen.suppressed_token_ids(length)` at -inf."""
+        suppressed = gen.suppressed_token_ids(length)
+        if suppressed:
             scores = scores.copy()
-            scores[:, list(gen.eos_token_ids)] = -np.inf
+            scores[:, suppressed] = -np.inf
         return scores
 
     def _greedy_search(
-        self,
-        sequences: np.ndarray,
-        model_kwargs: dict[str, Any],
-        gen: GenerationConfig,
-        params: dict,
+        self, sequences: np.ndarray, model_kwargs: dict[str, Any], gen: GenerationConfig
     ) -> np.ndarray:
         prompt_length = sequences.shape[1]
         max_length = gen.max_length_for(prompt_length)
@@ -224,9 +211,7 @@ class FlaxGenerationMixin(GenerationConfigMixin):
         unfinished = np.ones(sequences.shape[0], dtype=bool)
         cache = None
         while sequences.shape[1] < max_length:
-            logits, cache = self._next_token_logits(
-                sequences, model_kwargs, cache, gen, params, max_length
-            )
+            logits, cache = self._next_token_logits(sequences, model_kwargs, cache, gen, max_length)
             scores = self._process_scores(logits, sequences.shape[1], gen)
             next_tokens = np.argmax(scores, axis=-1)  # [B]
             if eos.size:
@@ -240,31 +225,16 @@ class FlaxGenerationMixin(GenerationConfigMixin):
         return sequences
 
     def _beam_search(
-        self,
-        sequences: np.ndarray,
-        model_kwargs: dict[str, Any],
-        gen: GenerationConfig,
-        params: dict,
+        self, sequences: np.ndarray, model_kwargs: dict[str, Any], gen: GenerationConfig
     ) -> np.ndarray:
         k = gen.num_beams
         batch = sequences.shape[0] // k
-        prompt_length = sequences.shape[1]
-        max_length = gen.max_length_for(prompt_length)
-        scorer = BeamSearchScorer(
-            batch,
-            k,
-            length_penalty=gen.length_penalty,
-            early_stopping=gen.early_stopping,
-            num_beam_hyps_to_keep=gen.num_return_sequences,
-            max_length=max_length,
-        )
-        beam_scores = scorer.initial_beam_scores()  # [B * K]
-        # Enough candidates that K of them do not end the sequence.
-        candidates = max(2, 1 + len(gen.eos_token_ids)) * k
+        search = BeamSearch(gen, batch, prompt_length=sequences.shape[1])
+        beam_scores = search.initial_scores()  # [B * K]
         cache = None
         while True:
             logits, cache = self._next_token_logits(
-                sequences, model_kwargs, cache, gen, params, max_length
+                sequences, model_kwargs, cache, gen, search.max_length
             )
             scores = np.asarray(jax.nn.log_softmax(jnp.asarray(logits), axis=-1))  # [B * K, V]
             scores = self._process_scores(scores, sequences.shape[1], gen)
@@ -272,30 +242,12 @@ class FlaxGenerationMixin(GenerationConfigMixin):
             vocab = scores.shape[-1]
             scores = scores.reshape(batch, k * vocab)
             # The best `candidates` per example, best first (a stable sort keeps ties in order).
-            top_ids = np.argsort(-scores, axis=1, kind="stable")[:, :candidates]
+            top_ids = np.argsort(-scores, axis=1, kind="stable")[:, : search.num_candidates]
             top_scores = np.take_along_axis(scores, top_ids, axis=1)
-            next_indices = top_ids // vocab  # beam within the example
-            next_tokens = top_ids % vocab
-            beam_scores, new_tokens, rows = scorer.process(
-                sequences,
-                top_scores,
-                next_tokens,
-                next_indices,
-                gen.eos_token_ids,
-                gen.pad_token_id,
-                prompt_length,
-            )
+            beam_scores, new_tokens, rows = search.step(sequences, top_scores, top_ids, vocab)
             sequences = np.concatenate([sequences[rows], new_tokens[:, None]], axis=1)
             if cache is not None:
                 cache = self.reorder_cache(cache, rows)  # [B * K, ...] rows of the new beams
-            if scorer.is_done or sequences.shape[1] >= max_length:
+            if search.is_done(sequences.shape[1]):
                 break
-        best, _ = scorer.finalize(
-            sequences,
-            beam_scores,
-            max_length,
-            gen.eos_token_ids,
-            gen.pad_token_id,
-            prompt_length,
-        )
-        return best
+        return search.finalize(sequences, beam_scores)

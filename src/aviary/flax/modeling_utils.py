@@ -100,6 +100,11 @@ def pytree_output_class(name: str) -> type[ModelOutput]:
     return cls
 
 
+# The output classes of every model (fields: `aviary.core.outputs.OUTPUT_FIELDS`).
+BaseModelOutput = pytree_output_class("BaseModelOutput")
+BaseModelOutputWithPastAndCrossAttentions = pytree_output_class(
+    "BaseModelOutputWithPastAndCrossAttentions"
+)
 BaseModelOutputWithPoolingAndCrossAttentions = pytree_output_class(
     "BaseModelOutputWithPoolingAndCrossAttentions"
 )
@@ -110,6 +115,15 @@ SequenceClassifierOutput = pytree_output_class("SequenceClassifierOutput")
 MultipleChoiceModelOutput = pytree_output_class("MultipleChoiceModelOutput")
 TokenClassifierOutput = pytree_output_class("TokenClassifierOutput")
 QuestionAnsweringModelOutput = pytree_output_class("QuestionAnsweringModelOutput")
+Seq2SeqModelOutput = pytree_output_class("Seq2SeqModelOutput")
+Seq2SeqLMOutput = pytree_output_class("Seq2SeqLMOutput")
+Seq2SeqSequenceClassifierOutput = pytree_output_class("Seq2SeqSequenceClassifierOutput")
+Seq2SeqQuestionAnsweringModelOutput = pytree_output_class("Seq2SeqQuestionAnsweringModelOutput")
+FlaxBertForPreTrainingOutput = pytree_output_class("BertForPreTrainingOutput")
+FlaxBigBirdForPreTrainingOutput = pytree_output_class("BigBirdForPreTrainingOutput")
+FlaxBigBirdForQuestionAnsweringModelOutput = pytree_output_class(
+    "BigBirdForQuestionAnsweringModelOutput"
+)
 
 
 def finish_output(output: ModelOutput, return_dict: bool) -> ModelOutput | tuple:
@@ -202,9 +216,16 @@ def embedding_init(std: float, padding_idx: int | None):
 # -- layers ------------------------------------------------------------------------------------
 
 
-def dense(features: int, config: PretrainedConfig, dtype: Any, use_bias: bool = True) -> nn.Dense:
-    """A projection initialised as the reference: normal(`initializer_range`) kernel, zero bias."""
-    return nn.Dense(
+def dense(
+    features: int,
+    config: PretrainedConfig,
+    dtype: Any,
+    use_bias: bool = True,
+    layer_class: type[nn.Dense] = nn.Dense,
+) -> nn.Dense:
+    """A projection initialised as the reference: normal(`initializer_range`) kernel, zero bias
+    (`layer_class`: a subclass of `nn.Dense` with its own call)."""
+    return layer_class(
         features,
         use_bias=use_bias,
         kernel_init=normal_init(config.initializer_range),

@@ -15,14 +15,15 @@ import math
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from aviary.core import checks
 from aviary.core.configs import BertConfig
-from aviary.core.outputs import output_class, resolve_output_flags
+from aviary.core.outputs import resolve_output_flags
 from aviary.pt.modeling_utils import (
     BaseModelOutputWithPoolingAndCrossAttentions,
+    BertForPreTrainingOutput,
     CausalLMOutputWithCrossAttentions,
+    LayerStack,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     NextSentencePredictorOutput,
@@ -39,11 +40,9 @@ from aviary.pt.modeling_utils import (
     get_activation,
     masked_lm_loss,
     sequence_classification_loss,
-    span_logits,
+    span_outputs,
     token_classification_loss,
 )
-
-BertForPreTrainingOutput = output_class("BertForPreTrainingOutput")
 
 
 class BertEmbeddings(nn.Module):
@@ -347,7 +346,7 @@ class BertLayer(nn.Module):
         return layer_output, self_probs, cross_probs, present
 
 
-class BertEncoder(nn.Module):
+class BertEncoder(LayerStack):
     """The stack of layers; collects hidden states, attentions and the cache."""
 
     layer_class = BertLayer
@@ -358,7 +357,6 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(
             [self.layer_class(config, layer_index=i) for i in range(config.num_hidden_layers)]
         )
-        self.gradient_checkpointing = False
 
     def forward(
         self,
@@ -381,7 +379,8 @@ class BertEncoder(nn.Module):
         presents = () if use_cache else None
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
-            args = (
+            hidden_states, self_probs, cross_probs, present = self.run_layer(
+                layer,
                 hidden_states,
                 attention_mask,
                 head_masks[i],
@@ -389,12 +388,8 @@ class BertEncoder(nn.Module):
                 encoder_attention_mask,
                 past,
                 output_attentions,
+                **attention_inputs,
             )
-            if self.gradient_checkpointing and self.training:
-                outputs = checkpoint(layer, *args, use_reentrant=False, **attention_inputs)
-            else:
-                outputs = layer(*args, **attention_inputs)
-            hidden_states, self_probs, cross_probs, present = outputs
             if use_cache:
                 presents = (*presents, present)
             if output_attentions:
@@ -478,12 +473,47 @@ class BertPreTrainedModel(PreTrainedModel):
 
     Every head builds `base_model_class` (`BertModel`) as `self.bert`; heads that do not read the
     pooled output build it without the pooler, unless `pooler_in_every_head` (BigBird's
-    checkpoints store the pooler with every head).
+    checkpoints store the pooler with every head). A head whose inputs are the encoder's plus
+    `labels` uses `forward` below and writes only `head(outputs, labels, return_dict)`; the
+    others keep their own forward (the reference's signature) and end in their `head` where they
+    can.
     """
 
     config_class = BertConfig
     base_model_prefix = "bert"
     pooler_in_every_head = False
+
+    def build_base_model(self, add_pooling_layer: bool = True) -> BertModel:
+        add_pooling_layer = add_pooling_layer or self.pooler_in_every_head
+        return self.base_model_class(self.config, add_pooling_layer=add_pooling_layer)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        """The call of the heads whose inputs are the encoder's plus `labels`: the backbone
+        once, then the head's own math, loss and output, `head(outputs, labels, return_dict)`."""
+        outputs = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        return self.head(outputs, labels, return_dict)
 
 
 # The LM decoder shares the word-embedding matrix (when `tie_word_embeddings`, the default).
@@ -660,7 +690,7 @@ class BertForPreTraining(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        self.bert = self.base_model_class(config)
+        self.bert = self.build_base_model()
         self.cls = BertPreTrainingHeads(config)
         self.post_init()
 
@@ -693,9 +723,7 @@ class BertForPreTraining(BertPreTrainedModel):
             outputs.last_hidden_state, outputs.pooler_output
         )
         # The sum of the losses whose labels are given (the reference needs both to give any).
-        loss = None
-        if labels is not None:
-            loss = masked_lm_loss(prediction_logits, labels)
+        loss = masked_lm_loss(prediction_logits, labels) if labels is not None else None
         if next_sentence_label is not None:
             nsp = classification_loss(seq_relationship_logits, next_sentence_label)
             loss = nsp if loss is None else loss + nsp
@@ -718,7 +746,7 @@ class BertLMHeadModel(BertPreTrainedModel):
         super().__init__(config, attn_implementation)
         if not config.is_decoder:
             raise ValueError(f"{type(self).__name__} needs a config with is_decoder=True")
-        self.bert = self.base_model_class(config, add_pooling_layer=self.pooler_in_every_head)
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(config)
         self.post_init()
 
@@ -756,6 +784,9 @@ class BertLMHeadModel(BertPreTrainedModel):
             output_hidden_states,
             return_dict=True,
         )
+        return self.head(outputs, labels, return_dict)
+
+    def head(self, outputs, labels: torch.Tensor | None, return_dict: bool | None):
         logits = self.cls(outputs.last_hidden_state)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
         return self.head_output(
@@ -770,7 +801,7 @@ class BertForMaskedLM(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        self.bert = self.base_model_class(config, add_pooling_layer=self.pooler_in_every_head)
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(config)
         self.post_init()
 
@@ -802,6 +833,9 @@ class BertForMaskedLM(BertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
+        return self.head(outputs, labels, return_dict)
+
+    def head(self, outputs, labels: torch.Tensor | None, return_dict: bool | None):
         logits = self.cls(outputs.last_hidden_state)
         loss = masked_lm_loss(logits, labels) if labels is not None else None
         return self.head_output(MaskedLMOutput, outputs, return_dict, loss=loss, logits=logits)
@@ -812,34 +846,11 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        self.bert = self.base_model_class(config)
+        self.bert = self.build_base_model()
         self.cls = BertOnlyNSPHead(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        inputs_embeds=None,
-        labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+    def head(self, outputs, labels: torch.Tensor | None, return_dict: bool | None):
         logits = self.cls(outputs.pooler_output)
         loss = classification_loss(logits, labels) if labels is not None else None
         return self.head_output(
@@ -853,35 +864,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
         self.num_labels = config.num_labels
-        self.bert = self.base_model_class(config)
+        self.bert = self.build_base_model()
         self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        inputs_embeds=None,
-        labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+    def head(self, outputs, labels: torch.Tensor | None, return_dict: bool | None):
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
         if labels is not None:
@@ -896,7 +884,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        self.bert = self.base_model_class(config)
+        self.bert = self.build_base_model()
         self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
@@ -948,35 +936,12 @@ class BertForTokenClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
         self.num_labels = config.num_labels
-        self.bert = self.base_model_class(config, add_pooling_layer=self.pooler_in_every_head)
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        inputs_embeds=None,
-        labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+    def head(self, outputs, labels: torch.Tensor | None, return_dict: bool | None):
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = token_classification_loss(logits, labels) if labels is not None else None
         return self.head_output(
@@ -989,7 +954,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        self.bert = self.base_model_class(config, add_pooling_layer=False)
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.post_init()
 
@@ -1019,12 +984,9 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, L, 2]
-        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             QuestionAnsweringModelOutput,
             outputs,
             return_dict,
-            loss=loss,
-            start_logits=start_logits,
-            end_logits=end_logits,
+            **span_outputs(logits, start_positions, end_positions),
         )

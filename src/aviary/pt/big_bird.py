@@ -33,7 +33,6 @@ from torch import nn
 from aviary.core import checks
 from aviary.core.block_sparse import AttentionPlan, BlockSparseController, unpad_outputs
 from aviary.core.configs import BigBirdConfig
-from aviary.core.outputs import output_class
 from aviary.pt.bert import (
     BertAttention,
     BertEmbeddings,
@@ -56,15 +55,14 @@ from aviary.pt.big_bird_attention import (
     flex_block_sparse_attention,
 )
 from aviary.pt.modeling_utils import (
+    BigBirdForPreTrainingOutput,
+    BigBirdForQuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     classifier_dropout,
     get_activation,
     sequence_classification_loss,
-    span_logits,
+    span_outputs,
 )
-
-BigBirdForPreTrainingOutput = output_class("BigBirdForPreTrainingOutput")
-BigBirdForQuestionAnsweringModelOutput = output_class("BigBirdForQuestionAnsweringModelOutput")
 
 # The reference's penalty on question tokens in the span logits.
 QUESTION_LOGIT_PENALTY = 1e6
@@ -387,34 +385,11 @@ class BigBirdForSequenceClassification(BigBirdPreTrainedModel):
     def __init__(self, config: BigBirdConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
         self.num_labels = config.num_labels
-        self.bert = self.base_model_class(config)
+        self.bert = self.build_base_model()
         self.classifier = BigBirdClassificationHead(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        inputs_embeds=None,
-        labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+    def head(self, outputs, labels: torch.Tensor | None, return_dict: bool | None):
         logits = self.classifier(outputs.last_hidden_state)
         loss = None
         if labels is not None:
@@ -523,12 +498,9 @@ class BigBirdForQuestionAnswering(BigBirdPreTrainedModel):
         logits = self.qa_classifier(outputs.last_hidden_state)  # [B, L, 2]
         if logits_mask is not None:
             logits = logits - logits_mask[:, :, None].to(logits.dtype) * QUESTION_LOGIT_PENALTY
-        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             BigBirdForQuestionAnsweringModelOutput,
             outputs,
             return_dict,
-            loss=loss,
-            start_logits=start_logits,
-            end_logits=end_logits,
+            **span_outputs(logits, start_positions, end_positions),
         )

@@ -34,7 +34,6 @@ import math
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from aviary.core import checks
 from aviary.core.block_sparse import AttentionPlan, BlockSparseController, unpad_outputs
@@ -42,7 +41,6 @@ from aviary.core.configs import BigBirdPegasusConfig
 from aviary.core.generation import GenerationConfig
 from aviary.core.outputs import (
     as_encoder_output,
-    output_class,
     resolve_output_flags,
     resolve_return_dict,
 )
@@ -51,25 +49,23 @@ from aviary.pt.big_bird_attention import BlockSparseIndices
 from aviary.pt.generation import GenerationMixin
 from aviary.pt.modeling_utils import (
     IGNORE_INDEX,
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
+    LayerStack,
     PreTrainedModel,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+    Seq2SeqQuestionAnsweringModelOutput,
+    Seq2SeqSequenceClassifierOutput,
     check_ids,
     expand_head_mask,
     extended_attention_mask,
     get_activation,
     masked_lm_loss,
     sequence_classification_loss,
-    span_logits,
+    span_outputs,
 )
-
-BaseModelOutput = output_class("BaseModelOutput")
-BaseModelOutputWithPastAndCrossAttentions = output_class(
-    "BaseModelOutputWithPastAndCrossAttentions"
-)
-Seq2SeqModelOutput = output_class("Seq2SeqModelOutput")
-Seq2SeqLMOutput = output_class("Seq2SeqLMOutput")
-Seq2SeqSequenceClassifierOutput = output_class("Seq2SeqSequenceClassifierOutput")
-Seq2SeqQuestionAnsweringModelOutput = output_class("Seq2SeqQuestionAnsweringModelOutput")
 
 # The reference builds every BigBirdPegasus LayerNorm with the framework default (no config field).
 LAYER_NORM_EPS = 1e-5
@@ -387,7 +383,50 @@ def _word_embedding(config: BigBirdPegasusConfig) -> BigBirdPegasusScaledWordEmb
     )
 
 
-class BigBirdPegasusEncoder(nn.Module):
+class BigBirdPegasusStack(LayerStack):
+    """What the encoder and the decoder stacks share: dropout, the word embeddings (the model's
+    shared table, or their own), the learned positions, the layers, the final LayerNorm
+    (`layernorm_embedding`), the checks of their input ids or embeddings, and LayerDrop."""
+
+    def __init__(
+        self,
+        config: BigBirdPegasusConfig,
+        embed_tokens: BigBirdPegasusScaledWordEmbedding | None,
+        layers: list[nn.Module],
+        layerdrop: float,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.dropout = nn.Dropout(config.dropout)
+        self.layerdrop = layerdrop
+        self.padding_idx = config.pad_token_id
+        # The model passes its shared table: one module, listed under both names.
+        self.embed_tokens = embed_tokens if embed_tokens is not None else _word_embedding(config)
+        self.embed_positions = BigBirdPegasusLearnedPositionalEmbedding(
+            config.max_position_embeddings, config.d_model
+        )
+        self.layers = nn.ModuleList(layers)
+        self.layernorm_embedding = nn.LayerNorm(config.d_model, eps=LAYER_NORM_EPS)
+
+    def embed_inputs(
+        self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, prefix: str = ""
+    ) -> torch.Tensor:
+        """The word embeddings of `input_ids` `[B, L]`, or the given `inputs_embeds`
+        `[B, L, H]`; `prefix` starts the names in the error messages."""
+        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
+        if input_ids is not None:
+            checks.check_rank(f"{prefix}input_ids", input_ids.shape, (2,))
+            check_ids(f"{prefix}input_ids", input_ids, self.embed_tokens.num_embeddings)
+            return self.embed_tokens(input_ids)
+        checks.check_rank(f"{prefix}inputs_embeds", inputs_embeds.shape, (3,))
+        return inputs_embeds
+
+    def layer_dropped(self) -> bool:
+        """LayerDrop (training only): whether the next layer is skipped for the whole batch."""
+        return self.training and self.layerdrop > 0 and bool(torch.rand([]) < self.layerdrop)
+
+
+class BigBirdPegasusEncoder(BigBirdPegasusStack):
     """The encoder stack: embeddings, BigBird layers, final LayerNorm (`layernorm_embedding`)."""
 
     def __init__(
@@ -395,25 +434,12 @@ class BigBirdPegasusEncoder(nn.Module):
         config: BigBirdPegasusConfig,
         embed_tokens: BigBirdPegasusScaledWordEmbedding | None = None,
     ) -> None:
-        super().__init__()
-        self.config = config
-        self.dropout = nn.Dropout(config.dropout)
-        self.layerdrop = config.encoder_layerdrop
-        self.padding_idx = config.pad_token_id
+        layers = [BigBirdPegasusEncoderLayer(config, i) for i in range(config.encoder_layers)]
+        super().__init__(config, embed_tokens, layers, config.encoder_layerdrop)
         self.max_source_positions = config.max_position_embeddings
-        # The model passes its shared table: one module, listed under both names.
-        self.embed_tokens = embed_tokens if embed_tokens is not None else _word_embedding(config)
-        self.embed_positions = BigBirdPegasusLearnedPositionalEmbedding(
-            config.max_position_embeddings, config.d_model
-        )
-        self.layers = nn.ModuleList(
-            [BigBirdPegasusEncoderLayer(config, i) for i in range(config.encoder_layers)]
-        )
-        self.layernorm_embedding = nn.LayerNorm(config.d_model, eps=LAYER_NORM_EPS)
         # Attention type, random-block policy and the plan of each call (an encoder: block-sparse
         # attention is allowed).
         self.block_sparse = BlockSparseController(config, decoder=False)
-        self.gradient_checkpointing = False
 
     def forward(
         self,
@@ -430,13 +456,7 @@ class BigBirdPegasusEncoder(nn.Module):
             config, output_attentions, output_hidden_states
         )
 
-        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
-        if input_ids is not None:
-            checks.check_rank("input_ids", input_ids.shape, (2,))
-            check_ids("input_ids", input_ids, self.embed_tokens.num_embeddings)
-            inputs_embeds = self.embed_tokens(input_ids)
-        else:
-            checks.check_rank("inputs_embeds", inputs_embeds.shape, (3,))
+        inputs_embeds = self.embed_inputs(input_ids, inputs_embeds)
         batch, length = inputs_embeds.shape[:2]
         device = inputs_embeds.device
         if attention_mask is not None:
@@ -474,19 +494,15 @@ class BigBirdPegasusEncoder(nn.Module):
             if output_hidden_states:
                 all_hidden_states = (*all_hidden_states, hidden_states)
             probs = None
-            # LayerDrop (training only): the layer is skipped for the whole batch.
-            if not (self.training and self.layerdrop > 0 and torch.rand([]) < self.layerdrop):
-                args = (
+            if not self.layer_dropped():
+                hidden_states, probs = self.run_layer(
+                    layer,
                     hidden_states,
                     extended_mask,
                     head_masks[i],
                     output_attentions,
                     block_sparse,
                 )
-                if self.gradient_checkpointing and self.training:
-                    hidden_states, probs = checkpoint(layer, *args, use_reentrant=False)
-                else:
-                    hidden_states, probs = layer(*args)
             if output_attentions:
                 all_attentions = (*all_attentions, probs)
         hidden_states = self.layernorm_embedding(hidden_states)
@@ -519,7 +535,7 @@ class BigBirdPegasusEncoder(nn.Module):
         return hidden_states, key_keep
 
 
-class BigBirdPegasusDecoder(nn.Module):
+class BigBirdPegasusDecoder(BigBirdPegasusStack):
     """The decoder stack: embeddings, full-attention layers with cross-attention, final
     LayerNorm (`layernorm_embedding`)."""
 
@@ -528,21 +544,9 @@ class BigBirdPegasusDecoder(nn.Module):
         config: BigBirdPegasusConfig,
         embed_tokens: BigBirdPegasusScaledWordEmbedding | None = None,
     ) -> None:
-        super().__init__()
-        self.config = config
-        self.dropout = nn.Dropout(config.dropout)
-        self.layerdrop = config.decoder_layerdrop
-        self.padding_idx = config.pad_token_id
+        layers = [BigBirdPegasusDecoderLayer(config) for _ in range(config.decoder_layers)]
+        super().__init__(config, embed_tokens, layers, config.decoder_layerdrop)
         self.max_target_positions = config.max_position_embeddings
-        self.embed_tokens = embed_tokens if embed_tokens is not None else _word_embedding(config)
-        self.embed_positions = BigBirdPegasusLearnedPositionalEmbedding(
-            config.max_position_embeddings, config.d_model
-        )
-        self.layers = nn.ModuleList(
-            [BigBirdPegasusDecoderLayer(config) for _ in range(config.decoder_layers)]
-        )
-        self.layernorm_embedding = nn.LayerNorm(config.d_model, eps=LAYER_NORM_EPS)
-        self.gradient_checkpointing = False
 
     def forward(
         self,
@@ -567,13 +571,7 @@ class BigBirdPegasusDecoder(nn.Module):
         if self.gradient_checkpointing and self.training:
             use_cache = False  # the cache would hold activations checkpointing means to drop
 
-        checks.check_exactly_one_input(input_ids is not None, inputs_embeds is not None)
-        if input_ids is not None:
-            checks.check_rank("decoder input_ids", input_ids.shape, (2,))
-            check_ids("decoder input_ids", input_ids, self.embed_tokens.num_embeddings)
-            inputs_embeds = self.embed_tokens(input_ids)
-        else:
-            checks.check_rank("decoder inputs_embeds", inputs_embeds.shape, (3,))
+        inputs_embeds = self.embed_inputs(input_ids, inputs_embeds, "decoder ")
         batch, length = inputs_embeds.shape[:2]
         past_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
         positions = self.embed_positions(length, past_length)  # [T, H]
@@ -620,8 +618,9 @@ class BigBirdPegasusDecoder(nn.Module):
                 all_hidden_states = (*all_hidden_states, hidden_states)
             past = past_key_values[i] if past_key_values is not None else None
             self_probs = cross_probs = present = None
-            if not (self.training and self.layerdrop > 0 and torch.rand([]) < self.layerdrop):
-                args = (
+            if not self.layer_dropped():
+                hidden_states, self_probs, cross_probs, present = self.run_layer(
+                    layer,
                     hidden_states,
                     self_mask,
                     encoder_hidden_states,
@@ -631,11 +630,6 @@ class BigBirdPegasusDecoder(nn.Module):
                     past,
                     output_attentions,
                 )
-                if self.gradient_checkpointing and self.training:
-                    outputs = checkpoint(layer, *args, use_reentrant=False)
-                else:
-                    outputs = layer(*args)
-                hidden_states, self_probs, cross_probs, present = outputs
             if use_cache:
                 presents = (*presents, present)
             if output_attentions:
@@ -944,14 +938,11 @@ class BigBirdPegasusForQuestionAnswering(BigBirdPegasusPreTrainedModel):
             return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, T, 2]
-        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             Seq2SeqQuestionAnsweringModelOutput,
             outputs,
             return_dict,
-            loss=loss,
-            start_logits=start_logits,
-            end_logits=end_logits,
+            **span_outputs(logits, start_positions, end_positions),
         )
 
 

@@ -4,8 +4,8 @@ An encoder-decoder model runs its encoder once; the decoder then produces one to
 its key/value cache (the new token is the only decoder input after the first step). Beam search
 reorders the self-attention part of the cache after each step; the cross-attention keys and values
 are the same for every beam of an example and stay as they are. The bookkeeping that is not
-tensor work (settings, finished hypotheses) is `aviary.core.generation`, shared by the three
-frameworks.
+tensor work (settings, input checks, beam bookkeeping) is `aviary.core.generation`, shared by
+the three frameworks.
 
 A model using this mixin provides `forward` with the reference's arguments, `get_encoder()` (for
 encoder-decoders) and a `generation_config` attribute.
@@ -21,9 +21,11 @@ import torch
 from torch.nn import functional as F
 
 from aviary.core.generation import (
-    BeamSearchScorer,
+    BeamSearch,
     GenerationConfig,
     GenerationConfigMixin,
+    check_generation_inputs,
+    reorder_key_value_cache,
     resolve_generation_settings,
 )
 
@@ -33,20 +35,12 @@ class GenerationMixin(GenerationConfigMixin):
 
     # -- the cache ------------------------------------------------------------------------------
     def reorder_cache(self, past_key_values: tuple, beam_idx: torch.Tensor) -> tuple:
-        """The cache of the beams `beam_idx` (long `[B * K]`, rows of the current beams).
-
-        Each layer holds `(self key, self value[, cross key, cross value])`; an encoder-decoder's
-        cross-attention entries are identical across the beams of an example and are kept.
-        """
-        keep_cross = bool(getattr(self.config, "is_encoder_decoder", False))
-        reordered = []
-        for layer_past in past_key_values:
-            moved = tuple(t.index_select(0, beam_idx.to(t.device)) for t in layer_past[:2])
-            rest = layer_past[2:]
-            if not keep_cross:
-                rest = tuple(t.index_select(0, beam_idx.to(t.device)) for t in rest)
-            reordered.append(moved + tuple(rest))
-        return tuple(reordered)
+        """The cache of the beams `beam_idx` (long `[B * K]`, rows of the current beams); see
+        `aviary.core.generation.reorder_key_value_cache`."""
+        encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
+        return reorder_key_value_cache(
+            past_key_values, lambda t: t.index_select(0, beam_idx.to(t.device)), encoder_decoder
+        )
 
     # -- generate -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -87,35 +81,23 @@ class GenerationMixin(GenerationConfigMixin):
         example are adjacent rows)."""
         k = gen.num_beams
         encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
-        if input_ids is not None and input_ids.dim() != 2:
-            raise ValueError(f"input_ids must be [batch, length], got {tuple(input_ids.shape)}")
+        input_shape = None if input_ids is None else tuple(input_ids.shape)
+        check_generation_inputs(input_shape, encoder_decoder, encoder_outputs is not None)
         if attention_mask is None and input_ids is not None:
             attention_mask = self._infer_attention_mask(input_ids, gen)
 
         if not encoder_decoder:
-            if input_ids is None:
-                raise ValueError("a decoder-only model needs input_ids (the prompt) to generate")
             sequences = input_ids.repeat_interleave(k, dim=0)  # [B * K, P]
             return sequences, {"attention_mask": attention_mask.repeat_interleave(k, dim=0)}
 
         if encoder_outputs is None:
-            if input_ids is None:
-                raise ValueError("give input_ids (or encoder_outputs) to generate")
             encoder_outputs = self.get_encoder()(
                 input_ids=input_ids, attention_mask=attention_mask, return_dict=True
             )
         encoder_states = encoder_outputs[0]  # [B, S, H]
         batch = encoder_states.shape[0]
-        start = gen.decoder_start_token_id
-        if start is None:
-            start = gen.bos_token_id
-        if start is None:
-            raise ValueError(
-                "generation needs decoder_start_token_id (or bos_token_id) in the arguments, "
-                "the generation config or the model config"
-            )
         sequences = torch.full(
-            (batch * k, 1), int(start), dtype=torch.long, device=encoder_states.device
+            (batch * k, 1), gen.decoder_start(), dtype=torch.long, device=encoder_states.device
         )
         model_kwargs = {
             # (last_hidden_state,) as the tuple form of the encoder output: [B * K, S, H]
@@ -128,10 +110,9 @@ class GenerationMixin(GenerationConfigMixin):
 
     @staticmethod
     def _infer_attention_mask(input_ids: torch.Tensor, gen: GenerationConfig) -> torch.Tensor:
-        # As the reference: padding tokens are masked out when the pad id is in the input and is
-        # not also an end-of-sequence id (then it cannot tell padding apart); else all ones.
-        pad = gen.pad_token_id
-        if pad is not None and pad not in gen.eos_token_ids and bool((input_ids == pad).any()):
+        # Padding tokens are masked out when the prompt has some; else all ones.
+        pad = gen.prompt_pad_token_id
+        if pad is not None and bool((input_ids == pad).any()):
             return (input_ids != pad).long()
         return torch.ones_like(input_ids)
 
@@ -170,11 +151,11 @@ class GenerationMixin(GenerationConfigMixin):
 
     @staticmethod
     def _process_scores(scores: torch.Tensor, length: int, gen: GenerationConfig) -> torch.Tensor:
-        """The reference's default score processing: end-of-sequence is forbidden while the
-        sequence (prompt included) is shorter than `min_length`."""
-        if gen.min_length and length < gen.min_length and gen.eos_token_ids:
+        """`scores` `[B * K, V]` with the ids `gen.suppressed_token_ids(length)` at -inf."""
+        suppressed = gen.suppressed_token_ids(length)
+        if suppressed:
             scores = scores.clone()
-            scores[:, list(gen.eos_token_ids)] = -float("inf")
+            scores[:, suppressed] = -float("inf")
         return scores
 
     def _greedy_search(
@@ -204,20 +185,9 @@ class GenerationMixin(GenerationConfigMixin):
     ) -> torch.Tensor:
         k = gen.num_beams
         batch = sequences.shape[0] // k
-        prompt_length = sequences.shape[1]
-        max_length = gen.max_length_for(prompt_length)
-        scorer = BeamSearchScorer(
-            batch,
-            k,
-            length_penalty=gen.length_penalty,
-            early_stopping=gen.early_stopping,
-            num_beam_hyps_to_keep=gen.num_return_sequences,
-            max_length=max_length,
-        )
+        search = BeamSearch(gen, batch, prompt_length=sequences.shape[1])
         device = sequences.device
-        beam_scores = torch.from_numpy(scorer.initial_beam_scores()).to(device)  # [B * K]
-        # Enough candidates that K of them do not end the sequence.
-        candidates = max(2, 1 + len(gen.eos_token_ids)) * k
+        beam_scores = torch.from_numpy(search.initial_scores()).to(device)  # [B * K]
         past = None
         while True:
             logits, past = self._next_token_logits(sequences, model_kwargs, past, gen)
@@ -226,17 +196,11 @@ class GenerationMixin(GenerationConfigMixin):
             scores = scores + beam_scores[:, None]
             vocab = scores.shape[-1]
             scores = scores.view(batch, k * vocab)
-            top_scores, top_ids = torch.topk(scores, candidates, dim=1, largest=True, sorted=True)
-            next_indices = torch.div(top_ids, vocab, rounding_mode="floor")  # beam in example
-            next_tokens = top_ids % vocab
-            new_scores, new_tokens, rows = scorer.process(
-                sequences.cpu().numpy(),
-                top_scores.cpu().numpy(),
-                next_tokens.cpu().numpy(),
-                next_indices.cpu().numpy(),
-                gen.eos_token_ids,
-                gen.pad_token_id,
-                prompt_length,
+            top_scores, top_ids = torch.topk(
+                scores, search.num_candidates, dim=1, largest=True, sorted=True
+            )
+            new_scores, new_tokens, rows = search.step(
+                sequences.cpu().numpy(), top_scores.cpu().numpy(), top_ids.cpu().numpy(), vocab
             )
             beam_scores = torch.from_numpy(new_scores).to(device)
             rows_t = torch.from_numpy(rows).to(device)
@@ -245,14 +209,7 @@ class GenerationMixin(GenerationConfigMixin):
             )  # [B * K, T + 1]
             if past is not None:
                 past = self.reorder_cache(past, rows_t)
-            if scorer.is_done or sequences.shape[1] >= max_length:
+            if search.is_done(sequences.shape[1]):
                 break
-        best, _ = scorer.finalize(
-            sequences.cpu().numpy(),
-            beam_scores.cpu().numpy(),
-            max_length,
-            gen.eos_token_ids,
-            gen.pad_token_id,
-            prompt_length,
-        )
+        best = search.finalize(sequences.cpu().numpy(), beam_scores.cpu().numpy())
         return torch.from_numpy(best).to(device)

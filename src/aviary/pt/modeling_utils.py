@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from aviary.conversion.checkpoint import (
     LoadReport,
@@ -77,8 +78,12 @@ def get_activation(name_or_fn: Any):
     return name_or_fn if callable(name_or_fn) else ACT2FN[name_or_fn]
 
 
-# -- outputs -------------------------------------------------------------------------------------
+# -- outputs: the output classes of every model (fields: `aviary.core.outputs.OUTPUT_FIELDS`) ---
 
+BaseModelOutput = output_class("BaseModelOutput")
+BaseModelOutputWithPastAndCrossAttentions = output_class(
+    "BaseModelOutputWithPastAndCrossAttentions"
+)
 BaseModelOutputWithPoolingAndCrossAttentions = output_class(
     "BaseModelOutputWithPoolingAndCrossAttentions"
 )
@@ -89,6 +94,13 @@ SequenceClassifierOutput = output_class("SequenceClassifierOutput")
 MultipleChoiceModelOutput = output_class("MultipleChoiceModelOutput")
 TokenClassifierOutput = output_class("TokenClassifierOutput")
 QuestionAnsweringModelOutput = output_class("QuestionAnsweringModelOutput")
+Seq2SeqModelOutput = output_class("Seq2SeqModelOutput")
+Seq2SeqLMOutput = output_class("Seq2SeqLMOutput")
+Seq2SeqSequenceClassifierOutput = output_class("Seq2SeqSequenceClassifierOutput")
+Seq2SeqQuestionAnsweringModelOutput = output_class("Seq2SeqQuestionAnsweringModelOutput")
+BertForPreTrainingOutput = output_class("BertForPreTrainingOutput")
+BigBirdForPreTrainingOutput = output_class("BigBirdForPreTrainingOutput")
+BigBirdForQuestionAnsweringModelOutput = output_class("BigBirdForQuestionAnsweringModelOutput")
 
 
 # -- masks ---------------------------------------------------------------------------------------
@@ -150,6 +162,22 @@ def check_ids(name: str, ids: torch.Tensor, size: int) -> None:
     if ids.dtype.is_floating_point:
         raise TypeError(f"{name} must hold integers, got {ids.dtype}")
     checks.check_ids_in_range(name, int(ids.min()), int(ids.max()), size)
+
+
+class LayerStack(nn.Module):
+    """Base of the stacks of layers (BERT's encoder, BigBirdPegasus's encoder and decoder).
+    With `gradient_checkpointing` (the model's `gradient_checkpointing_enable`), each layer's
+    activations are recomputed in the backward pass instead of stored."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gradient_checkpointing = False
+
+    def run_layer(self, layer: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        """`layer(*args, **kwargs)`, checkpointed while training with `gradient_checkpointing`."""
+        if self.gradient_checkpointing and self.training:
+            return checkpoint(layer, *args, use_reentrant=False, **kwargs)
+        return layer(*args, **kwargs)
 
 
 # -- the base class ------------------------------------------------------------------------------
@@ -460,15 +488,15 @@ def span_loss(
     return (start + end) / 2
 
 
-def span_logits(
+def span_outputs(
     logits: torch.Tensor,
     start_positions: torch.Tensor | None = None,
     end_positions: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """A span head's `[B, L, 2]` logits -> `(start_logits, end_logits, loss)`: the start and
-    end logits `[B, L]` and their `span_loss` (None unless both positions are given)."""
+) -> dict[str, torch.Tensor | None]:
+    """A span head's `[B, L, 2]` logits -> its output fields: the start and end logits `[B, L]`
+    and their `span_loss` (None unless both positions are given)."""
     start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
     loss = None
     if start_positions is not None and end_positions is not None:
         loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-    return start_logits, end_logits, loss
+    return {"loss": loss, "start_logits": start_logits, "end_logits": end_logits}

@@ -24,6 +24,7 @@ from aviary.core.outputs import resolve_output_flags
 from aviary.tf.modeling_utils import (
     LazyBuildLayer,
     TFBaseModelOutputWithPoolingAndCrossAttentions,
+    TFBertForPreTrainingOutput,
     TFCausalLMOutputWithCrossAttentions,
     TFMaskedLMOutput,
     TFMultipleChoiceModelOutput,
@@ -47,14 +48,11 @@ from aviary.tf.modeling_utils import (
     masked_lm_loss,
     sequence_classification_loss,
     shape_list,
-    span_logits,
-    tf_output_class,
+    span_outputs,
     token_classification_loss,
     unpack_inputs,
     vocabulary_logits,
 )
-
-TFBertForPreTrainingOutput = tf_output_class("BertForPreTrainingOutput")
 
 
 class TFBertEmbeddings(LazyBuildLayer):
@@ -495,20 +493,58 @@ class TFBertPreTrainingHeads(LazyBuildLayer):
 
 
 class TFBertPreTrainedModel(TFPreTrainedModel):
-    """Base of the BERT classes: config class, checkpoint prefix, dummy inputs, the backbone of the
-    heads. Every head builds `base_model_class` (`TFBertModel`) as `self.bert`; heads that do not
-    read the pooled output build it without the pooler, unless `pooler_in_every_head` (BigBird's
-    checkpoints store the pooler with every head)."""
+    """Base of the BERT classes: config class, checkpoint prefix, dummy inputs, the heads' backbone.
+
+    Every head builds `base_model_class` (`TFBertModel`) as `self.bert`; heads that do not read
+    the pooled output build it without the pooler, unless `pooler_in_every_head` (BigBird's
+    checkpoints store the pooler with every head). A head whose inputs are the encoder's plus
+    `labels` uses `call` below and writes only `head(outputs, labels, return_dict)`; the others
+    keep their own call (the reference's signature) and end in their `head` where they can.
+    """
 
     config_class = BertConfig
     base_model_prefix = "bert"
     pooler_in_every_head = False
+
+    def build_base_model(self, add_pooling_layer: bool = True) -> TFBertModel:
+        add_pooling_layer = add_pooling_layer or self.pooler_in_every_head
+        return self.base_model_class(self.config, add_pooling_layer=add_pooling_layer, name="bert")
 
     def dummy_inputs(self) -> dict[str, tf.Tensor]:
         inputs = {"input_ids": tf.constant([[1, 2, 3]], dtype=tf.int32)}
         if self.config.add_cross_attention:  # creates the cross-attention variables
             inputs["encoder_hidden_states"] = tf.zeros((1, 2, self.config.hidden_size))
         return inputs
+
+    @unpack_inputs
+    def call(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        labels=None,
+        training=False,
+    ):
+        """The call of the heads whose inputs are the encoder's plus `labels`: the backbone
+        (`self.bert`) once, then the head's own math, `head(outputs, labels, return_dict)`."""
+        outputs = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        return self.head(outputs, labels, return_dict)
 
 
 # The LM decoder shares the word-embedding matrix (when `tie_word_embeddings`, the default).
@@ -585,13 +621,18 @@ class TFBertModel(TFBertPreTrainedModel):
     """The bare BERT encoder (or decoder, with `is_decoder`), returning hidden states and the
     pooled first token."""
 
+    # The layers of the model; BigBird swaps in its own.
+    embeddings_class = TFBertEmbeddings
+    encoder_class = TFBertEncoder
+    pooler_class = TFBertPooler
+
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True, **kwargs) -> None:
         super().__init__(config, **kwargs)
         config = self.config
         self.add_pooling_layer = add_pooling_layer
-        self.embeddings = TFBertEmbeddings(config, name="embeddings")
-        self.encoder = TFBertEncoder(config, name="encoder")
-        self.pooler = TFBertPooler(config, name="pooler") if add_pooling_layer else None
+        self.embeddings = self.embeddings_class(config, name="embeddings")
+        self.encoder = self.encoder_class(config, name="encoder")
+        self.pooler = self.pooler_class(config, name="pooler") if add_pooling_layer else None
 
     def get_config(self) -> dict:
         return {**super().get_config(), "add_pooling_layer": self.add_pooling_layer}
@@ -634,27 +675,21 @@ class TFBertModel(TFBertPreTrainedModel):
             inputs_embeds,
             past_key_values_length=past_length,
         )
-        extended_mask, encoder_extended_mask = full_attention_masks(
-            config,
-            embedding_output,
-            attention_mask,
-            past_length,
-            encoder_hidden_states,
-            encoder_attention_mask,
-        )
         head_masks = expand_head_mask(
             head_mask, config.num_hidden_layers, config.num_attention_heads, embedding_output.dtype
         )
-        sequence_output, presents, hidden_states, attentions, cross_attentions = self.encoder(
+        sequence_output, presents, hidden_states, attentions, cross_attentions = self.encode(
             embedding_output,
-            extended_mask,
-            head_masks=head_masks,
-            encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_extended_mask,
-            past_key_values=past_key_values,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            attention_mask,
+            head_masks,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            past_key_values,
+            past_length,
+            use_cache,
+            output_attentions,
+            output_hidden_states,
+            training,
         )
         pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
         return self.head_output(
@@ -669,6 +704,45 @@ class TFBertModel(TFBertPreTrainedModel):
             cross_attentions=cross_attentions,
         )
 
+    def encode(
+        self,
+        embedding_output: tf.Tensor,
+        attention_mask: tf.Tensor | None,
+        head_masks: list[tf.Tensor | None],
+        encoder_hidden_states: tf.Tensor | None,
+        encoder_attention_mask: tf.Tensor | None,
+        past_key_values: tuple | None,
+        past_length: int | tf.Tensor,
+        use_cache: bool,
+        output_attentions: bool,
+        output_hidden_states: bool,
+        training: bool,
+        **attention_inputs,
+    ) -> tuple:
+        """The encoder stack over `embedding_output` `[B, L, H]` with full attention (causal for
+        a decoder): `(sequence_output, presents, hidden_states, attentions, cross_attentions)`.
+        `training` and `attention_inputs` serve a swapped-in `encode` (BigBird's plan)."""
+        extended_mask, encoder_extended_mask = full_attention_masks(
+            self.config,
+            embedding_output,
+            attention_mask,
+            past_length,
+            encoder_hidden_states,
+            encoder_attention_mask,
+        )
+        return self.encoder(
+            embedding_output,
+            extended_mask,
+            head_masks=head_masks,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_extended_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **attention_inputs,
+        )
+
 
 TFBertPreTrainedModel.base_model_class = TFBertModel
 
@@ -681,7 +755,7 @@ class TFBertForPreTraining(TFBertPreTrainedModel):
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        self.bert = self.base_model_class(self.config, name="bert")
+        self.bert = self.build_base_model()
         self.cls = TFBertPreTrainingHeads(self.config, name="cls")
 
     @unpack_inputs
@@ -717,9 +791,7 @@ class TFBertForPreTraining(TFBertPreTrainedModel):
             word_embeddings=_word_embeddings(self.bert),
         )
         # The sum of the losses whose labels are given (the reference needs both to give any).
-        loss = None
-        if labels is not None:
-            loss = masked_lm_loss(prediction_logits, labels)
+        loss = masked_lm_loss(prediction_logits, labels) if labels is not None else None
         if next_sentence_label is not None:
             nsp = classification_loss(seq_relationship_logits, next_sentence_label)
             loss = nsp if loss is None else loss + nsp
@@ -742,9 +814,7 @@ class TFBertLMHeadModel(TFBertPreTrainedModel):
         super().__init__(config, **kwargs)
         if not self.config.is_decoder:
             raise ValueError(f"{type(self).__name__} needs a config with is_decoder=True")
-        self.bert = self.base_model_class(
-            self.config, add_pooling_layer=self.pooler_in_every_head, name="bert"
-        )
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.cls = TFBertOnlyMLMHead(self.config, name="cls")
 
     @unpack_inputs
@@ -783,6 +853,9 @@ class TFBertLMHeadModel(TFBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
+        return self.head(outputs, labels, return_dict)
+
+    def head(self, outputs, labels: tf.Tensor | None, return_dict: bool | None):
         logits = self.cls(outputs.last_hidden_state, word_embeddings=_word_embeddings(self.bert))
         loss = causal_lm_loss(logits, labels) if labels is not None else None
         return self.head_output(
@@ -797,9 +870,7 @@ class TFBertForMaskedLM(TFBertPreTrainedModel):
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        self.bert = self.base_model_class(
-            self.config, add_pooling_layer=self.pooler_in_every_head, name="bert"
-        )
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.cls = TFBertOnlyMLMHead(self.config, name="cls")
 
     @unpack_inputs
@@ -832,6 +903,9 @@ class TFBertForMaskedLM(TFBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
+        return self.head(outputs, labels, return_dict)
+
+    def head(self, outputs, labels: tf.Tensor | None, return_dict: bool | None):
         logits = self.cls(outputs.last_hidden_state, word_embeddings=_word_embeddings(self.bert))
         loss = masked_lm_loss(logits, labels) if labels is not None else None
         return self.head_output(TFMaskedLMOutput, outputs, return_dict, loss=loss, logits=logits)
@@ -843,7 +917,7 @@ class TFBertForNextSentencePrediction(TFBertPreTrainedModel):
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        self.bert = self.base_model_class(self.config, name="bert")
+        self.bert = self.build_base_model()
         self.cls = TFBertOnlyNSPHead(self.config, name="cls")
 
     @unpack_inputs
@@ -872,10 +946,11 @@ class TFBertForNextSentencePrediction(TFBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
+        return self.head(outputs, next_sentence_label, return_dict)
+
+    def head(self, outputs, labels: tf.Tensor | None, return_dict: bool | None):
         logits = self.cls(outputs.pooler_output)
-        loss = None
-        if next_sentence_label is not None:
-            loss = classification_loss(logits, next_sentence_label)
+        loss = classification_loss(logits, labels) if labels is not None else None
         return self.head_output(
             TFNextSentencePredictorOutput, outputs, return_dict, loss=loss, logits=logits
         )
@@ -888,36 +963,11 @@ class TFBertForSequenceClassification(TFBertPreTrainedModel):
         super().__init__(config, **kwargs)
         config = self.config
         self.num_labels = config.num_labels
-        self.bert = self.base_model_class(config, name="bert")
+        self.bert = self.build_base_model()
         self.dropout = classifier_dropout(config)
         self.classifier = dense(config.num_labels, config, "classifier")
 
-    @unpack_inputs
-    def call(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        inputs_embeds=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-        labels=None,
-        training=False,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+    def head(self, outputs, labels: tf.Tensor | None, return_dict: bool | None):
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
         if labels is not None:
@@ -933,7 +983,7 @@ class TFBertForMultipleChoice(TFBertPreTrainedModel):
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
         config = self.config
-        self.bert = self.base_model_class(config, name="bert")
+        self.bert = self.build_base_model()
         self.dropout = self.choice_dropout()
         self.classifier = dense(1, config, "classifier")
 
@@ -994,38 +1044,11 @@ class TFBertForTokenClassification(TFBertPreTrainedModel):
         super().__init__(config, **kwargs)
         config = self.config
         self.num_labels = config.num_labels
-        self.bert = self.base_model_class(
-            config, add_pooling_layer=self.pooler_in_every_head, name="bert"
-        )
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.dropout = classifier_dropout(config)
         self.classifier = dense(config.num_labels, config, "classifier")
 
-    @unpack_inputs
-    def call(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        inputs_embeds=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-        labels=None,
-        training=False,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+    def head(self, outputs, labels: tf.Tensor | None, return_dict: bool | None):
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = token_classification_loss(logits, labels) if labels is not None else None
         return self.head_output(
@@ -1038,7 +1061,7 @@ class TFBertForQuestionAnswering(TFBertPreTrainedModel):
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        self.bert = self.base_model_class(self.config, add_pooling_layer=False, name="bert")
+        self.bert = self.build_base_model(add_pooling_layer=False)
         self.qa_outputs = dense(2, self.config, "qa_outputs")
 
     @unpack_inputs
@@ -1069,12 +1092,9 @@ class TFBertForQuestionAnswering(TFBertPreTrainedModel):
             return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, L, 2]
-        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             TFQuestionAnsweringModelOutput,
             outputs,
             return_dict,
-            loss=loss,
-            start_logits=start_logits,
-            end_logits=end_logits,
+            **span_outputs(logits, start_positions, end_positions),
         )

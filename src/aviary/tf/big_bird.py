@@ -5,7 +5,7 @@ Paper: Zaheer et al., "Big Bird: Transformers for Longer Sequences" (arXiv:2007.
 BigBird reuses BERT's layers under BERT's attribute names (embeddings, self-output,
 feed-forward, prediction heads), so the variable paths and checkpoint names are BERT's. What it
 writes itself: the embeddings' dropout-before-LayerNorm order, the self-attention dispatch
-(block-sparse or full), the model call (plan, pad, unpad), its pooler, the classification head and
+(block-sparse or full), the model's `encode` (plan, pad, unpad), its pooler, the classification head and
 the question-answering head. Heads whose math is BERT's are BERT's heads over `TFBigBirdModel`.
 
 Attention is block-sparse (`attention_type="block_sparse"`, the default) or full
@@ -42,7 +42,6 @@ import tensorflow as tf
 from aviary.core import checks
 from aviary.core.block_sparse import AttentionPlan, BlockSparseController, unpad_outputs
 from aviary.core.configs import BigBirdConfig
-from aviary.core.outputs import resolve_output_flags
 from aviary.tf.bert import (
     TFBertAttention,
     TFBertEmbeddings,
@@ -54,11 +53,10 @@ from aviary.tf.bert import (
     TFBertIntermediate,
     TFBertLayer,
     TFBertLMHeadModel,
+    TFBertModel,
     TFBertOutput,
     TFBertPreTrainedModel,
     TFBertSelfAttention,
-    checked_token_type_ids,
-    full_attention_masks,
 )
 from aviary.tf.big_bird_attention import (
     BlockSparseIndices,
@@ -68,22 +66,18 @@ from aviary.tf.big_bird_attention import (
 )
 from aviary.tf.modeling_utils import (
     LazyBuildLayer,
-    TFBaseModelOutputWithPoolingAndCrossAttentions,
+    TFBigBirdForPreTrainingOutput,
+    TFBigBirdForQuestionAnsweringModelOutput,
     TFSequenceClassifierOutput,
     classifier_dropout,
     dense,
-    expand_head_mask,
     get_activation,
     python_bool,
     sequence_classification_loss,
     shape_list,
-    span_logits,
-    tf_output_class,
+    span_outputs,
     unpack_inputs,
 )
-
-TFBigBirdForPreTrainingOutput = tf_output_class("BigBirdForPreTrainingOutput")
-TFBigBirdForQuestionAnsweringModelOutput = tf_output_class("BigBirdForQuestionAnsweringModelOutput")
 
 # The reference's penalty on question tokens in the span logits.
 QUESTION_LOGIT_PENALTY = 1e6
@@ -207,133 +201,91 @@ class TFBigBirdPreTrainedModel(BlockSparseModelMixin, TFBertPreTrainedModel):
     pooler_in_every_head = True
 
 
-class TFBigBirdModel(TFBigBirdPreTrainedModel):
+class TFBigBirdPooler(keras.layers.Dense):
+    """Dense + tanh over the first token: one Dense, which BigBird's checkpoints call `pooler`
+    (BERT's is `pooler.dense`)."""
+
+    def __init__(self, config: BigBirdConfig, **kwargs) -> None:
+        initializer = keras.initializers.RandomNormal(stddev=config.initializer_range)
+        super().__init__(config.hidden_size, kernel_initializer=initializer, **kwargs)
+
+    def call(self, hidden_states: tf.Tensor) -> tf.Tensor:
+        return tf.tanh(super().call(hidden_states[:, 0]))
+
+
+class TFBigBirdModel(TFBigBirdPreTrainedModel, TFBertModel):
     """The bare BigBird encoder (or full-attention decoder), returning hidden states and the
-    pooled first token."""
+    pooled first token: BERT's model whose encoder runs block-sparse when the call's plan says
+    so."""
+
+    embeddings_class = TFBigBirdEmbeddings
+    encoder_class = TFBigBirdEncoder
+    pooler_class = TFBigBirdPooler
 
     def __init__(self, config: BigBirdConfig, add_pooling_layer: bool = True, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        config = self.config
-        self.add_pooling_layer = add_pooling_layer
+        super().__init__(config, add_pooling_layer, **kwargs)
         # Attention type, random-block policy and the plan of each call.
-        self.block_sparse = BlockSparseController(config)
-        self.embeddings = TFBigBirdEmbeddings(config, name="embeddings")
-        self.encoder = TFBigBirdEncoder(config, name="encoder")
-        if add_pooling_layer:
-            self.pooler = dense(config.hidden_size, config, "pooler")
-            self.activation = tf.tanh
-        else:
-            self.pooler = None
-            self.activation = None
+        self.block_sparse = BlockSparseController(self.config)
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "add_pooling_layer": self.add_pooling_layer}
-
-    def get_input_embeddings(self) -> keras.layers.Embedding:
-        return self.embeddings.word_embeddings
-
-    @unpack_inputs
-    def call(
+    def encode(
         self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        inputs_embeds=None,
-        encoder_hidden_states=None,
-        encoder_attention_mask=None,
-        past_key_values=None,
-        use_cache=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-        training=False,
-    ):
-        config = self.config
-        output_attentions, output_hidden_states = resolve_output_flags(
-            config, output_attentions, output_hidden_states
-        )
-        use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
-        past_length = shape_list(past_key_values[0][0])[2] if past_key_values is not None else 0
-        token_type_ids = checked_token_type_ids(
-            input_ids, inputs_embeds, token_type_ids, position_ids, attention_mask, past_length
-        )
-        length = shape_list(input_ids if input_ids is not None else inputs_embeds)[1]
-
+        embedding_output: tf.Tensor,
+        attention_mask: tf.Tensor | None,
+        head_masks: list[tf.Tensor | None],
+        encoder_hidden_states: tf.Tensor | None,
+        encoder_attention_mask: tf.Tensor | None,
+        past_key_values: tuple | None,
+        past_length: int | tf.Tensor,
+        use_cache: bool,
+        output_attentions: bool,
+        output_hidden_states: bool,
+        training: bool,
+    ) -> tuple:
+        """The encoder stack over `embedding_output` `[B, L, H]`, block-sparse when this call's
+        plan says so (padded to whole blocks, every per-token output unpadded again), else
+        BERT's full attention: `(sequence_output, presents, hidden_states, attentions,
+        cross_attentions)`."""
         # One plan for every layer of this call (None: full attention); `training` chooses it.
         training = python_bool("training", training)
         plan = plan_call(
             self.block_sparse,
-            length,
+            shape_list(embedding_output)[1],
             training=training,
             past_length=past_length,
             attention_mask_rank=None if attention_mask is None else attention_mask.shape.rank,
             has_encoder_hidden_states=encoder_hidden_states is not None,
         )
-        if encoder_hidden_states is not None and not config.add_cross_attention:
+        if encoder_hidden_states is not None and not self.config.add_cross_attention:
             raise ValueError(
                 "encoder_hidden_states were given, but the model has no cross-attention "
                 "layers: build it with is_decoder=True, add_cross_attention=True and "
                 "attention_type='original_full'"
             )
-        embedding_output = self.embeddings(
-            input_ids,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            past_key_values_length=past_length,
-        )
-        dtype = embedding_output.dtype
-        head_masks = expand_head_mask(
-            head_mask, config.num_hidden_layers, config.num_attention_heads, dtype
-        )
-
-        block_sparse = extended_mask = encoder_extended_mask = None
+        block_sparse = None
         if plan is not None:
             embedding_output, block_sparse = BlockSparseInputs.for_call(
                 self.block_sparse, plan, training, embedding_output, attention_mask, self.pad
             )
-        else:
-            extended_mask, encoder_extended_mask = full_attention_masks(
-                config,
-                embedding_output,
-                attention_mask,
-                past_length,
-                encoder_hidden_states,
-                encoder_attention_mask,
-            )
-
-        sequence_output, presents, hidden_states, attentions, cross_attentions = self.encoder(
+            attention_mask = None  # the keep-mask travels in block_sparse
+        sequence_output, presents, hidden_states, attentions, cross_attentions = super().encode(
             embedding_output,
-            extended_mask,
-            head_masks=head_masks,
-            encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_extended_mask,
-            past_key_values=past_key_values,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            attention_mask,
+            head_masks,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            past_key_values,
+            past_length,
+            use_cache,
+            output_attentions,
+            output_hidden_states,
+            training,
             block_sparse=block_sparse,
         )
         # Every per-token output goes back to the input length.
         sequence_output, hidden_states, attentions = unpad_outputs(
             plan, sequence_output, hidden_states, attentions
         )
-        pooled_output = None
-        if self.pooler is not None:
-            pooled_output = self.activation(self.pooler(sequence_output[:, 0]))
-        return self.head_output(
-            TFBaseModelOutputWithPoolingAndCrossAttentions,
-            None,
-            return_dict,
-            last_hidden_state=sequence_output,
-            pooler_output=pooled_output,
-            hidden_states=hidden_states,
-            past_key_values=presents,
-            attentions=attentions,
-            cross_attentions=cross_attentions,
-        )
+        return sequence_output, presents, hidden_states, attentions, cross_attentions
 
     def pad(
         self, embedding_output: tf.Tensor, key_keep: tf.Tensor, plan: AttentionPlan
@@ -391,35 +343,10 @@ class TFBigBirdForSequenceClassification(TFBigBirdPreTrainedModel):
     def __init__(self, config: BigBirdConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
         self.num_labels = self.config.num_labels
-        self.bert = self.base_model_class(self.config, name="bert")
+        self.bert = self.build_base_model()
         self.classifier = TFBigBirdClassificationHead(self.config, name="classifier")
 
-    @unpack_inputs
-    def call(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        head_mask=None,
-        inputs_embeds=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-        labels=None,
-        training=False,
-    ):
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            head_mask,
-            inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+    def head(self, outputs, labels: tf.Tensor | None, return_dict: bool | None):
         logits = self.classifier(outputs.last_hidden_state)
         loss = None
         if labels is not None:
@@ -534,12 +461,9 @@ class TFBigBirdForQuestionAnswering(TFBigBirdPreTrainedModel):
             # float16 cannot hold 1e6 (and inf * 0 is NaN): there the penalty is what it holds.
             penalty = min(QUESTION_LOGIT_PENALTY, float(logits.dtype.max) / 4)
             logits = tf.where(logits_mask[:, :, None] > 0, logits - penalty, logits)
-        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             TFBigBirdForQuestionAnsweringModelOutput,
             outputs,
             return_dict,
-            loss=loss,
-            start_logits=start_logits,
-            end_logits=end_logits,
+            **span_outputs(logits, start_positions, end_positions),
         )

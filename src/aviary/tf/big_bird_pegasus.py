@@ -54,8 +54,14 @@ from aviary.tf.generation import TFGenerationMixin
 from aviary.tf.modeling_utils import (
     IGNORE_INDEX,
     LazyBuildLayer,
+    TFBaseModelOutput,
+    TFBaseModelOutputWithPastAndCrossAttentions,
     TFCausalLMOutputWithCrossAttentions,
     TFPreTrainedModel,
+    TFSeq2SeqLMOutput,
+    TFSeq2SeqModelOutput,
+    TFSeq2SeqQuestionAnsweringModelOutput,
+    TFSeq2SeqSequenceClassifierOutput,
     check_ids,
     check_mask_shape,
     check_shape,
@@ -68,21 +74,11 @@ from aviary.tf.modeling_utils import (
     python_bool,
     sequence_classification_loss,
     shape_list,
-    span_logits,
+    span_outputs,
     static_shape,
-    tf_output_class,
     unpack_inputs,
     vocabulary_logits,
 )
-
-TFBaseModelOutput = tf_output_class("BaseModelOutput")
-TFBaseModelOutputWithPastAndCrossAttentions = tf_output_class(
-    "BaseModelOutputWithPastAndCrossAttentions"
-)
-TFSeq2SeqModelOutput = tf_output_class("Seq2SeqModelOutput")
-TFSeq2SeqLMOutput = tf_output_class("Seq2SeqLMOutput")
-TFSeq2SeqSequenceClassifierOutput = tf_output_class("Seq2SeqSequenceClassifierOutput")
-TFSeq2SeqQuestionAnsweringModelOutput = tf_output_class("Seq2SeqQuestionAnsweringModelOutput")
 
 # The reference builds every BigBirdPegasus LayerNorm with the framework default (no config field).
 LAYER_NORM_EPS = 1e-5
@@ -978,14 +974,11 @@ class TFBigBirdPegasusForQuestionAnswering(TFBigBirdPegasusPreTrainedModel):
             training=training,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # [B, T, 2]
-        start_logits, end_logits, loss = span_logits(logits, start_positions, end_positions)
         return self.head_output(
             TFSeq2SeqQuestionAnsweringModelOutput,
             outputs,
             return_dict,
-            loss=loss,
-            start_logits=start_logits,
-            end_logits=end_logits,
+            **span_outputs(logits, start_positions, end_positions),
         )
 
 

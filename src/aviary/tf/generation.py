@@ -4,8 +4,8 @@ An encoder-decoder model runs its encoder once; the decoder then produces one to
 its key/value cache (the new token is the only decoder input after the first step). Beam search
 reorders the self-attention part of the cache after each step; the cross-attention keys and values
 are the same for every beam of an example and stay as they are. The bookkeeping that is not
-tensor work (settings, finished hypotheses) is `aviary.core.generation`, shared by the three
-frameworks. The loop runs eagerly (each step is one model call). Parallel text of
+tensor work (settings, input checks, beam bookkeeping) is `aviary.core.generation`, shared by
+the three frameworks. The loop runs eagerly (each step is one model call). Parallel text of
 `aviary.pt.generation`.
 
 A model using this mixin provides `call` with the reference's arguments, `get_encoder()` (for
@@ -22,9 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from aviary.core.generation import (
-    BeamSearchScorer,
+    BeamSearch,
     GenerationConfig,
     GenerationConfigMixin,
+    check_generation_inputs,
+    reorder_key_value_cache,
     resolve_generation_settings,
 )
 
@@ -34,20 +36,12 @@ class TFGenerationMixin(GenerationConfigMixin):
 
     # -- the cache ------------------------------------------------------------------------------
     def reorder_cache(self, past_key_values: tuple, beam_idx: tf.Tensor) -> tuple:
-        """The cache of the beams `beam_idx` (int `[B * K]`, rows of the current beams).
-
-        Each layer holds `(self key, self value[, cross key, cross value])`; an encoder-decoder's
-        cross-attention entries are identical across the beams of an example and are kept.
-        """
-        keep_cross = bool(getattr(self.config, "is_encoder_decoder", False))
-        reordered = []
-        for layer_past in past_key_values:
-            moved = tuple(tf.gather(t, beam_idx, axis=0) for t in layer_past[:2])
-            rest = tuple(layer_past[2:])
-            if not keep_cross:
-                rest = tuple(tf.gather(t, beam_idx, axis=0) for t in rest)
-            reordered.append(moved + rest)
-        return tuple(reordered)
+        """The cache of the beams `beam_idx` (int `[B * K]`, rows of the current beams); see
+        `aviary.core.generation.reorder_key_value_cache`."""
+        encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
+        return reorder_key_value_cache(
+            past_key_values, lambda t: tf.gather(t, beam_idx, axis=0), encoder_decoder
+        )
 
     # -- generate -------------------------------------------------------------------------------
     def generate(
@@ -89,36 +83,24 @@ class TFGenerationMixin(GenerationConfigMixin):
         encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
         if input_ids is not None:
             input_ids = tf.cast(tf.convert_to_tensor(input_ids), tf.int64)
-            if input_ids.shape.rank != 2:
-                raise ValueError(f"input_ids must be [batch, length], got {tuple(input_ids.shape)}")
+        input_shape = None if input_ids is None else tuple(input_ids.shape)
+        check_generation_inputs(input_shape, encoder_decoder, encoder_outputs is not None)
         if attention_mask is None and input_ids is not None:
             attention_mask = self._infer_attention_mask(input_ids, gen)
         if attention_mask is not None:
             attention_mask = tf.cast(tf.convert_to_tensor(attention_mask), tf.int64)
 
         if not encoder_decoder:
-            if input_ids is None:
-                raise ValueError("a decoder-only model needs input_ids (the prompt) to generate")
             sequences = tf.repeat(input_ids, k, axis=0)  # [B * K, P]
             return sequences, {"attention_mask": tf.repeat(attention_mask, k, axis=0)}
 
         if encoder_outputs is None:
-            if input_ids is None:
-                raise ValueError("give input_ids (or encoder_outputs) to generate")
             encoder_outputs = self.get_encoder()(
                 input_ids=input_ids, attention_mask=attention_mask, return_dict=True
             )
         encoder_states = encoder_outputs[0]  # [B, S, H]
         batch = encoder_states.shape[0]
-        start = gen.decoder_start_token_id
-        if start is None:
-            start = gen.bos_token_id
-        if start is None:
-            raise ValueError(
-                "generation needs decoder_start_token_id (or bos_token_id) in the arguments, "
-                "the generation config or the model config"
-            )
-        sequences = tf.fill((batch * k, 1), tf.constant(int(start), tf.int64))
+        sequences = tf.fill((batch * k, 1), tf.constant(gen.decoder_start(), tf.int64))
         model_kwargs = {
             # (last_hidden_state,) as the tuple form of the encoder output: [B * K, S, H]
             "encoder_outputs": (tf.repeat(encoder_states, k, axis=0),),
@@ -130,11 +112,10 @@ class TFGenerationMixin(GenerationConfigMixin):
 
     @staticmethod
     def _infer_attention_mask(input_ids: tf.Tensor, gen: GenerationConfig) -> tf.Tensor:
-        # As the reference: padding tokens are masked out when the pad id is in the input and is
-        # not also an end-of-sequence id (then it cannot tell padding apart); else all ones.
-        pad = gen.pad_token_id
+        # Padding tokens are masked out when the prompt has some; else all ones.
+        pad = gen.prompt_pad_token_id
         is_pad = tf.equal(input_ids, tf.cast(pad, input_ids.dtype)) if pad is not None else None
-        if is_pad is not None and pad not in gen.eos_token_ids and bool(tf.reduce_any(is_pad)):
+        if is_pad is not None and bool(tf.reduce_any(is_pad)):
             return tf.cast(tf.logical_not(is_pad), tf.int64)
         return tf.ones_like(input_ids, dtype=tf.int64)
 
@@ -175,12 +156,11 @@ class TFGenerationMixin(GenerationConfigMixin):
 
     @staticmethod
     def _process_scores(scores: tf.Tensor, length: int, gen: GenerationConfig) -> tf.Tensor:
-        """The reference's default score processing: end-of-sequence is forbidden while the
-        sequence (prompt included) is shorter than `min_length`."""
-        if gen.min_length and length < gen.min_length and gen.eos_token_ids:
-            vocab = scores.shape[-1]
-            forbidden = np.zeros(vocab, dtype=bool)
-            forbidden[list(gen.eos_token_ids)] = True
+        """`scores` `[B * K, V]` with the ids `gen.suppressed_token_ids(length)` at -inf."""
+        suppressed = gen.suppressed_token_ids(length)
+        if suppressed:
+            forbidden = np.zeros(scores.shape[-1], dtype=bool)  # [V]
+            forbidden[suppressed] = True
             scores = tf.where(forbidden[None], tf.constant(-np.inf, scores.dtype), scores)
         return scores
 
@@ -213,19 +193,8 @@ class TFGenerationMixin(GenerationConfigMixin):
     ) -> tf.Tensor:
         k = gen.num_beams
         batch = sequences.shape[0] // k
-        prompt_length = sequences.shape[1]
-        max_length = gen.max_length_for(prompt_length)
-        scorer = BeamSearchScorer(
-            batch,
-            k,
-            length_penalty=gen.length_penalty,
-            early_stopping=gen.early_stopping,
-            num_beam_hyps_to_keep=gen.num_return_sequences,
-            max_length=max_length,
-        )
-        beam_scores = tf.constant(scorer.initial_beam_scores())  # [B * K]
-        # Enough candidates that K of them do not end the sequence.
-        candidates = max(2, 1 + len(gen.eos_token_ids)) * k
+        search = BeamSearch(gen, batch, prompt_length=sequences.shape[1])
+        beam_scores = tf.constant(search.initial_scores())  # [B * K]
         past = None
         while True:
             logits, past = self._next_token_logits(sequences, model_kwargs, past, gen)
@@ -234,18 +203,9 @@ class TFGenerationMixin(GenerationConfigMixin):
             scores = scores + beam_scores[:, None]
             vocab = scores.shape[-1]
             scores = tf.reshape(scores, (batch, k * vocab))
-            top_scores, top_ids = tf.math.top_k(scores, candidates, sorted=True)
-            top_ids = top_ids.numpy()
-            next_indices = top_ids // vocab  # beam in example
-            next_tokens = top_ids % vocab
-            new_scores, new_tokens, rows = scorer.process(
-                sequences.numpy(),
-                top_scores.numpy(),
-                next_tokens,
-                next_indices,
-                gen.eos_token_ids,
-                gen.pad_token_id,
-                prompt_length,
+            top_scores, top_ids = tf.math.top_k(scores, search.num_candidates, sorted=True)
+            new_scores, new_tokens, rows = search.step(
+                sequences.numpy(), top_scores.numpy(), top_ids.numpy(), vocab
             )
             beam_scores = tf.constant(new_scores)
             sequences = tf.concat(
@@ -253,14 +213,7 @@ class TFGenerationMixin(GenerationConfigMixin):
             )  # [B * K, T + 1]
             if past is not None:
                 past = self.reorder_cache(past, tf.constant(rows))
-            if scorer.is_done or sequences.shape[1] >= max_length:
+            if search.is_done(sequences.shape[1]):
                 break
-        best, _ = scorer.finalize(
-            sequences.numpy(),
-            beam_scores.numpy(),
-            max_length,
-            gen.eos_token_ids,
-            gen.pad_token_id,
-            prompt_length,
-        )
+        best = search.finalize(sequences.numpy(), beam_scores.numpy())
         return tf.constant(best)

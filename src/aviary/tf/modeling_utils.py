@@ -111,6 +111,11 @@ def tf_output_class(name: str) -> type[ModelOutput]:
     return type(f"TF{name}", (output_class(name, TFModelOutput),), {})
 
 
+# The output classes of every model (fields: `aviary.core.outputs.OUTPUT_FIELDS`).
+TFBaseModelOutput = tf_output_class("BaseModelOutput")
+TFBaseModelOutputWithPastAndCrossAttentions = tf_output_class(
+    "BaseModelOutputWithPastAndCrossAttentions"
+)
 TFBaseModelOutputWithPoolingAndCrossAttentions = tf_output_class(
     "BaseModelOutputWithPoolingAndCrossAttentions"
 )
@@ -121,6 +126,13 @@ TFSequenceClassifierOutput = tf_output_class("SequenceClassifierOutput")
 TFMultipleChoiceModelOutput = tf_output_class("MultipleChoiceModelOutput")
 TFTokenClassifierOutput = tf_output_class("TokenClassifierOutput")
 TFQuestionAnsweringModelOutput = tf_output_class("QuestionAnsweringModelOutput")
+TFSeq2SeqModelOutput = tf_output_class("Seq2SeqModelOutput")
+TFSeq2SeqLMOutput = tf_output_class("Seq2SeqLMOutput")
+TFSeq2SeqSequenceClassifierOutput = tf_output_class("Seq2SeqSequenceClassifierOutput")
+TFSeq2SeqQuestionAnsweringModelOutput = tf_output_class("Seq2SeqQuestionAnsweringModelOutput")
+TFBertForPreTrainingOutput = tf_output_class("BertForPreTrainingOutput")
+TFBigBirdForPreTrainingOutput = tf_output_class("BigBirdForPreTrainingOutput")
+TFBigBirdForQuestionAnsweringModelOutput = tf_output_class("BigBirdForQuestionAnsweringModelOutput")
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -347,18 +359,18 @@ def span_loss(
     return (start + end) / 2
 
 
-def span_logits(
+def span_outputs(
     logits: tf.Tensor,
     start_positions: tf.Tensor | None = None,
     end_positions: tf.Tensor | None = None,
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
-    """A span head's `[B, L, 2]` logits -> `(start_logits, end_logits, loss)`: the start and
-    end logits `[B, L]` and their `span_loss` (None unless both positions are given)."""
+) -> dict[str, tf.Tensor | None]:
+    """A span head's `[B, L, 2]` logits -> its output fields: the start and end logits `[B, L]`
+    and their `span_loss` (None unless both positions are given)."""
     start_logits, end_logits = tf.unstack(logits, axis=-1)
     loss = None
     if start_positions is not None and end_positions is not None:
         loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-    return start_logits, end_logits, loss
+    return {"loss": loss, "start_logits": start_logits, "end_logits": end_logits}
 
 
 def vocabulary_logits(

@@ -36,7 +36,11 @@ def _as_string_batch(text: Any) -> tf.Tensor:
 
 
 class _InGraphTokenizer(keras.layers.Layer):
-    """Truncation, special tokens, padding and masks for ragged ids, shared by the in-graph layers."""
+    """Truncation, special tokens, padding and masks for ragged ids, shared by the in-graph layers.
+
+    Subclasses set `cls_token_id`, `sep_token_id` and `pad_token_id`; the special tokens are laid
+    out as `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` unless a subclass says otherwise.
+    """
 
     def __init__(
         self,
@@ -60,13 +64,23 @@ class _InGraphTokenizer(keras.layers.Layer):
         self.supports_jit = False  # tensorflow-text ops do not compile with XLA
 
     def _special_count(self, pair: bool) -> int:
-        raise NotImplementedError
+        return 3 if pair else 2
 
     def _combine(self, segments: list[tf.RaggedTensor]) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
-        raise NotImplementedError
+        """`[CLS] A [SEP] (B [SEP])` ids and their token types."""
+        return tf_text.combine_segments(
+            segments, start_of_sequence_id=self.cls_token_id, end_of_segment_id=self.sep_token_id
+        )
 
-    def _pad_id(self) -> int:
-        raise NotImplementedError
+    @classmethod
+    def _from_arguments(
+        cls, tokenizer: Any, arguments: dict[str, Any], kwargs: dict[str, Any]
+    ) -> _InGraphTokenizer:
+        """`cls(**arguments)` overridden by `kwargs`; `max_length` defaults to the tokenizer's
+        `model_max_length` where that is a real limit."""
+        if "max_length" not in kwargs and tokenizer.model_max_length < 1_000_000:
+            arguments["max_length"] = tokenizer.model_max_length
+        return cls(**{**arguments, **kwargs})
 
     def unpaired_tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Ragged ids [batch, (tokens)] of a batch of strings, without special tokens."""
@@ -123,7 +137,7 @@ class _InGraphTokenizer(keras.layers.Layer):
             target = (target + multiple - 1) // multiple * multiple
         batch = tf.shape(input_ids.row_lengths(), out_type=tf.int64)[0]
         shape = tf.stack([batch, target])
-        outputs = {"input_ids": input_ids.to_tensor(default_value=self._pad_id(), shape=shape)}
+        outputs = {"input_ids": input_ids.to_tensor(default_value=self.pad_token_id, shape=shape)}
         if want_types:
             # Padded with 0 (the reference pads token types with pad_token_id).
             outputs["token_type_ids"] = token_type_ids.to_tensor(default_value=0, shape=shape)
@@ -224,10 +238,7 @@ class TFBertTokenizer(_InGraphTokenizer):
             "sep_token_id": tokenizer.sep_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         }
-        if "max_length" not in kwargs and tokenizer.model_max_length < 1_000_000:
-            arguments["max_length"] = tokenizer.model_max_length
-        arguments.update(kwargs)
-        return cls(**arguments)
+        return cls._from_arguments(tokenizer, arguments, kwargs)
 
     @classmethod
     def from_pretrained(
@@ -248,17 +259,6 @@ class TFBertTokenizer(_InGraphTokenizer):
         if not self.use_fast_bert_tokenizer:
             tokens = tokens.merge_dims(1, -1)
         return tokens
-
-    def _special_count(self, pair: bool) -> int:
-        return 3 if pair else 2
-
-    def _combine(self, segments: list[tf.RaggedTensor]) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
-        return tf_text.combine_segments(
-            segments, start_of_sequence_id=self.cls_token_id, end_of_segment_id=self.sep_token_id
-        )
-
-    def _pad_id(self) -> int:
-        return self.pad_token_id
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -355,10 +355,7 @@ class TFSentencePieceTokenizer(_InGraphTokenizer):
             raise TypeError(
                 f"from_tokenizer needs a BigBird or Pegasus tokenizer, got {type(tokenizer).__name__}"
             )
-        if "max_length" not in kwargs and tokenizer.model_max_length < 1_000_000:
-            arguments["max_length"] = tokenizer.model_max_length
-        arguments.update(kwargs)
-        return cls(**arguments)
+        return cls._from_arguments(tokenizer, arguments, kwargs)
 
     def unpaired_tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Ragged SentencePiece ids (shifted by `offset`) without special tokens."""
@@ -366,23 +363,15 @@ class TFSentencePieceTokenizer(_InGraphTokenizer):
         return ids + self.offset if self.offset else ids
 
     def _special_count(self, pair: bool) -> int:
-        if self.template == "eos":
-            return 1
-        return 3 if pair else 2
+        return 1 if self.template == "eos" else super()._special_count(pair)
 
     def _combine(self, segments: list[tf.RaggedTensor]) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
         if self.template == "cls_sep":
-            return tf_text.combine_segments(
-                segments,
-                start_of_sequence_id=self.cls_token_id,
-                end_of_segment_id=self.sep_token_id,
-            )
+            return super()._combine(segments)
+        # `A (B) </s>`, all token type 0.
         eos = tf.fill(tf.stack([segments[0].nrows(), 1]), tf.constant(self.eos_token_id, tf.int64))
         ids = tf.concat([*segments, tf.RaggedTensor.from_tensor(eos)], axis=1)
         return ids, tf.zeros_like(ids)
-
-    def _pad_id(self) -> int:
-        return self.pad_token_id
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -146,9 +146,10 @@ def to_tensor(rows: list, return_tensors: str | None, dtype: str = "int64") -> A
 class PreTrainedTokenizerBase:
     """What every aviary tokenizer shares: the reference tokenizer API over a per-family core.
 
-    Subclasses implement `_encode_texts` (texts to ids without special tokens), `_decode_ids`,
-    `_convert_token_to_id`, `_convert_id_to_token`, `get_vocab`, `vocab_size`, `tokenize` and
-    `save_vocabulary`, and set the family's special-token template.
+    Subclasses implement `_encode_texts` (texts to ids without special tokens),
+    `convert_tokens_to_string` (or `_decode_ids`), `_convert_token_to_id`,
+    `_convert_id_to_token`, `get_vocab`, `vocab_size`, `tokenize` and `save_vocabulary`, and set
+    the family's special-token template.
     """
 
     #: file names that `from_pretrained` looks for, by constructor argument
@@ -633,8 +634,17 @@ class PreTrainedTokenizerBase:
     def _decode_ids(
         self, ids: list[int], skip_special_tokens: bool, clean_up_tokenization_spaces: bool | None
     ) -> str:
-        """Ids to text; implemented per tokenizer."""
-        raise NotImplementedError
+        """Ids to text: the tokens joined by the family's `convert_tokens_to_string`, then
+        cleaned up (`clean_up_tokenization_spaces`, by default the tokenizer's setting)."""
+        text = self.convert_tokens_to_string(
+            self.convert_ids_to_tokens(ids, skip_special_tokens=skip_special_tokens)
+        )
+        return self._clean_up(text, clean_up_tokenization_spaces)
+
+    def _clean_up(self, text: str, clean_up_tokenization_spaces: bool | None) -> str:
+        if clean_up_tokenization_spaces is None:
+            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
+        return clean_up_tokenization(text) if clean_up_tokenization_spaces else text
 
     def decode(
         self,

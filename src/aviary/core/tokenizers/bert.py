@@ -14,7 +14,6 @@ from aviary.core.tokenizers.base import (
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
     _check_text,
-    clean_up_tokenization,
     load_backend,
     require_file,
 )
@@ -343,16 +342,6 @@ class BertTokenizer(_BertFamily, PreTrainedTokenizerBase):
     def convert_tokens_to_string(self, tokens: list[str]) -> str:
         """Join word pieces back into words."""
         return " ".join(tokens).replace(" ##", "").strip()
-
-    def _decode_ids(
-        self, ids: list[int], skip_special_tokens: bool, clean_up_tokenization_spaces: bool | None
-    ) -> str:
-        text = self.convert_tokens_to_string(
-            self.convert_ids_to_tokens(ids, skip_special_tokens=skip_special_tokens)
-        )
-        if clean_up_tokenization_spaces is None:
-            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
-        return clean_up_tokenization(text) if clean_up_tokenization_spaces else text
 
     def _init_kwargs_for_config(self) -> dict[str, Any]:
         return {

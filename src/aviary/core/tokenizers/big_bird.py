@@ -8,15 +8,11 @@ from typing import Any
 
 from aviary.core.tokenizers.base import (
     PreTrainedTokenizerFast,
-    clean_up_tokenization,
-    load_backend,
 )
 from aviary.core.tokenizers.sentencepiece_base import (
     SPIECE_FILE,
     SentencePieceFastMixin,
     SentencePieceTokenizer,
-    parse_model_proto,
-    read_model_file,
     unigram_backend,
 )
 
@@ -100,12 +96,7 @@ class BigBirdTokenizer(_BigBirdFamily, SentencePieceTokenizer):
         text = " ".join(texts)
         if glued:
             text = re.sub(f" ({glued})", r"\1", text)
-        if clean_up_tokenization_spaces is None:
-            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
-        return clean_up_tokenization(text) if clean_up_tokenization_spaces else text
-
-    def _init_kwargs_for_config(self) -> dict[str, Any]:
-        return {"sp_model_kwargs": self.sp_model_kwargs}
+        return self._clean_up(text, clean_up_tokenization_spaces)
 
 
 class BigBirdTokenizerFast(_BigBirdFamily, SentencePieceFastMixin, PreTrainedTokenizerFast):
@@ -126,14 +117,17 @@ class BigBirdTokenizerFast(_BigBirdFamily, SentencePieceFastMixin, PreTrainedTok
         cls_token: str = "[CLS]",
         **kwargs: Any,
     ) -> None:
-        self.vocab_file = None if vocab_file is None else str(vocab_file)
-        if tokenizer_file is not None:
-            backend = load_backend(tokenizer_file)
-            if vocab_file is not None:
-                self._model_bytes = read_model_file(vocab_file)
-        elif vocab_file is not None:
-            self._model_bytes = read_model_file(vocab_file)
-            proto = parse_model_proto(self._model_bytes, vocab_file)
+        special_tokens = {
+            "unk_token": unk_token,
+            "bos_token": bos_token,
+            "eos_token": eos_token,
+            "pad_token": pad_token,
+            "sep_token": sep_token,
+            "mask_token": mask_token,
+            "cls_token": cls_token,
+        }
+        backend, proto = self._read_files(vocab_file, tokenizer_file)
+        if backend is None:
             # SentencePiece's own control and user-defined pieces are split off the raw text;
             # the unknown piece is not one of them, so it is matched after normalisation.
             own_specials = [piece.piece for piece in proto.pieces if piece.type in (3, 4)]
@@ -144,32 +138,8 @@ class BigBirdTokenizerFast(_BigBirdFamily, SentencePieceFastMixin, PreTrainedTok
                 split_on_whitespace=False,
                 raw_special_tokens=own_specials,
                 normalized_special_tokens=[
-                    token
-                    for token in (
-                        unk_token,
-                        bos_token,
-                        eos_token,
-                        pad_token,
-                        sep_token,
-                        mask_token,
-                        cls_token,
-                    )
-                    if token not in own_specials
+                    token for token in special_tokens.values() if token not in own_specials
                 ],
                 lstrip_tokens=(mask_token,),
             )
-        else:
-            raise ValueError(
-                "BigBirdTokenizerFast needs vocab_file (spiece.model) or tokenizer_file"
-            )
-        super().__init__(
-            backend,
-            unk_token=unk_token,
-            bos_token=bos_token,
-            eos_token=eos_token,
-            pad_token=pad_token,
-            sep_token=sep_token,
-            mask_token=mask_token,
-            cls_token=cls_token,
-            **kwargs,
-        )
+        super().__init__(backend, **special_tokens, **kwargs)

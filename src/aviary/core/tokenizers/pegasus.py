@@ -8,15 +8,11 @@ from typing import Any
 
 from aviary.core.tokenizers.base import (
     PreTrainedTokenizerFast,
-    clean_up_tokenization,
-    load_backend,
 )
 from aviary.core.tokenizers.sentencepiece_base import (
     SPIECE_FILE,
     SentencePieceFastMixin,
     SentencePieceTokenizer,
-    parse_model_proto,
-    read_model_file,
     unigram_backend,
 )
 
@@ -35,7 +31,8 @@ def reserved_tokens(
 
 
 class _PegasusFamily:
-    """What Pegasus's slow and fast tokenizers share: files, templates, model inputs."""
+    """What Pegasus's slow and fast tokenizers share: files, templates, model inputs, the
+    reserved tokens and the arguments `save_pretrained` records."""
 
     vocab_files_names = {"vocab_file": SPIECE_FILE}
     model_input_names = ["input_ids", "attention_mask"]
@@ -53,6 +50,13 @@ class _PegasusFamily:
             additional_special_tokens = [mask_token_sent] if mask_token_sent is not None else []
             additional_special_tokens += [f"<unk_{i}>" for i in range(2, offset)]
         return list(additional_special_tokens)
+
+    def _init_kwargs_for_config(self) -> dict[str, Any]:
+        return {
+            "offset": self.offset,
+            "mask_token_sent": self.mask_token_sent,
+            **super()._init_kwargs_for_config(),
+        }
 
 
 class PegasusTokenizer(_PegasusFamily, SentencePieceTokenizer):
@@ -103,23 +107,6 @@ class PegasusTokenizer(_PegasusFamily, SentencePieceTokenizer):
                 run.append(token)
         return (text + self._pieces_to_text(run)).strip()
 
-    def _decode_ids(
-        self, ids: list[int], skip_special_tokens: bool, clean_up_tokenization_spaces: bool | None
-    ) -> str:
-        text = self.convert_tokens_to_string(
-            self.convert_ids_to_tokens(ids, skip_special_tokens=skip_special_tokens)
-        )
-        if clean_up_tokenization_spaces is None:
-            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
-        return clean_up_tokenization(text) if clean_up_tokenization_spaces else text
-
-    def _init_kwargs_for_config(self) -> dict[str, Any]:
-        return {
-            "offset": self.offset,
-            "mask_token_sent": self.mask_token_sent,
-            "sp_model_kwargs": self.sp_model_kwargs,
-        }
-
 
 class PegasusTokenizerFast(_PegasusFamily, SentencePieceFastMixin, PreTrainedTokenizerFast):
     """Construct a fast Pegasus tokenizer: a `tokenizers` Unigram model built from spiece.model."""
@@ -139,17 +126,11 @@ class PegasusTokenizerFast(_PegasusFamily, SentencePieceFastMixin, PreTrainedTok
         offset: int = DEFAULT_OFFSET,
         **kwargs: Any,
     ) -> None:
-        self.vocab_file = None if vocab_file is None else str(vocab_file)
         self.offset = offset
         self.mask_token_sent = mask_token_sent
         additional = self._reserved_arguments(mask_token_sent, additional_special_tokens, offset)
-        if tokenizer_file is not None:
-            backend = load_backend(tokenizer_file)
-            if vocab_file is not None:
-                self._model_bytes = read_model_file(vocab_file)
-        elif vocab_file is not None:
-            self._model_bytes = read_model_file(vocab_file)
-            proto = parse_model_proto(self._model_bytes, vocab_file)
+        backend, proto = self._read_files(vocab_file, tokenizer_file)
+        if backend is None:
             reserved = reserved_tokens(pad_token, eos_token, mask_token_sent, mask_token, offset)
             # SentencePiece's own <pad> and </s> (ids 0 and 1) are replaced by the reserved block;
             # every other piece moves up by `offset`.
@@ -164,10 +145,6 @@ class PegasusTokenizerFast(_PegasusFamily, SentencePieceFastMixin, PreTrainedTok
                 raw_special_tokens=[pad_token, eos_token],
                 normalized_special_tokens=[unk_token, mask_token, *additional],
             )
-        else:
-            raise ValueError(
-                "PegasusTokenizerFast needs vocab_file (spiece.model) or tokenizer_file"
-            )
         super().__init__(
             backend,
             pad_token=pad_token,
@@ -177,6 +154,3 @@ class PegasusTokenizerFast(_PegasusFamily, SentencePieceFastMixin, PreTrainedTok
             additional_special_tokens=additional,
             **kwargs,
         )
-
-    def _init_kwargs_for_config(self) -> dict[str, Any]:
-        return {"offset": self.offset, "mask_token_sent": self.mask_token_sent}

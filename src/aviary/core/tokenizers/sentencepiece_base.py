@@ -12,6 +12,7 @@ from aviary.core.tokenizers.base import (
     EncodedText,
     PreTrainedTokenizerBase,
     _check_text,
+    load_backend,
     require_file,
 )
 
@@ -212,6 +213,9 @@ class SentencePieceTokenizer(PreTrainedTokenizerBase):
     def _pieces_to_text(self, pieces: list[str]) -> str:
         return self.sp_model.decode(pieces) if pieces else ""
 
+    def _init_kwargs_for_config(self) -> dict[str, Any]:
+        return {"sp_model_kwargs": self.sp_model_kwargs}
+
     def save_vocabulary(
         self, save_directory: str, filename_prefix: str | None = None
     ) -> tuple[str]:
@@ -231,10 +235,30 @@ def _write_model(
 
 
 class SentencePieceFastMixin:
-    """Saving and the original model bytes for the fast SentencePiece tokenizers."""
+    """Reading the files, saving and the original model bytes for the fast SentencePiece
+    tokenizers."""
 
     _model_bytes: bytes | None = None
     vocab_file: str | None = None
+
+    def _read_files(
+        self, vocab_file: str | os.PathLike | None, tokenizer_file: str | os.PathLike | None
+    ) -> tuple[Any, Any]:
+        """`(backend, None)` from tokenizer.json when `tokenizer_file` is given, else
+        `(None, proto)`: the SentencePiece model of `vocab_file`, to build the backend from.
+        The model's bytes are kept for `save_vocabulary` whenever `vocab_file` is given."""
+        self.vocab_file = None if vocab_file is None else str(vocab_file)
+        if tokenizer_file is not None:
+            backend = load_backend(tokenizer_file)
+            if vocab_file is not None:
+                self._model_bytes = read_model_file(vocab_file)
+            return backend, None
+        if vocab_file is None:
+            raise ValueError(
+                f"{type(self).__name__} needs vocab_file (spiece.model) or tokenizer_file"
+            )
+        self._model_bytes = read_model_file(vocab_file)
+        return None, parse_model_proto(self._model_bytes, vocab_file)
 
     def save_vocabulary(
         self, save_directory: str, filename_prefix: str | None = None
