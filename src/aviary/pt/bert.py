@@ -634,9 +634,11 @@ class BertModel(BertPreTrainedModel):
         use_cache: bool,
         output_attentions: bool,
         output_hidden_states: bool,
+        **attention_inputs,
     ) -> tuple:
         """The encoder stack over `embedding_output` `[B, L, H]` with full attention:
-        `(sequence_output, presents, hidden_states, attentions, cross_attentions)`."""
+        `(sequence_output, presents, hidden_states, attentions, cross_attentions)`.
+        `attention_inputs` serve a swapped-in `encode` (BigBird's plan)."""
         config = self.config
         batch, length, _ = embedding_output.shape
         dtype, device = embedding_output.dtype, embedding_output.device
@@ -676,6 +678,7 @@ class BertModel(BertPreTrainedModel):
             use_cache,
             output_attentions,
             output_hidden_states,
+            **attention_inputs,
         )
 
 

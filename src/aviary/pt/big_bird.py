@@ -26,7 +26,8 @@ Shapes: B batch · C choices · L tokens · H hidden · N heads · D head dim.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -51,6 +52,7 @@ from aviary.pt.bert import (
 )
 from aviary.pt.big_bird_attention import (
     BlockSparseIndices,
+    BlockSparseModelMixin,
     block_sparse_attention,
     flex_block_sparse_attention,
 )
@@ -66,6 +68,27 @@ from aviary.pt.modeling_utils import (
 
 # The reference's penalty on question tokens in the span logits.
 QUESTION_LOGIT_PENALTY = 1e6
+
+
+def block_sparse_inputs(
+    plan: AttentionPlan,
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    pad: Callable[[torch.Tensor, torch.Tensor, AttentionPlan], tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, tuple[BlockSparseIndices, torch.Tensor]]:
+    """The inputs of a block-sparse call on `hidden_states` `[B, L, H]`: those states padded by
+    `pad` (the model's) to the plan's length, and the layers' `block_sparse=(indices, key_keep)`."""
+    batch, length = hidden_states.shape[:2]
+    dtype, device = hidden_states.dtype, hidden_states.device
+    key_keep = (
+        torch.ones(batch, length, dtype=dtype, device=device)
+        if attention_mask is None
+        else attention_mask.to(dtype)
+    )
+    if plan.pad_length:
+        hidden_states, key_keep = pad(hidden_states, key_keep, plan)
+    indices = BlockSparseIndices.from_plan(plan, device, dtype)
+    return hidden_states, (indices, key_keep)  # key_keep: [B, padded L]
 
 
 class BigBirdEmbeddings(BertEmbeddings):
@@ -156,7 +179,7 @@ class BigBirdEncoder(BertEncoder):
     layer_class = BigBirdLayer
 
 
-class BigBirdPreTrainedModel(BertPreTrainedModel):
+class BigBirdPreTrainedModel(BlockSparseModelMixin, BertPreTrainedModel):
     """Base of the BigBird classes: config class, attention settings. The checkpoint prefix is
     BERT's ("bert"); every head's backbone has the pooler, as BigBird's checkpoints store it."""
 
@@ -165,28 +188,6 @@ class BigBirdPreTrainedModel(BertPreTrainedModel):
     # "flex_attention": block-sparse calls run one compiled FlexAttention kernel (inference on
     # CPU; the gather kernel serves training and output_attentions); full attention uses SDPA.
     attn_implementations = ("sdpa", "eager", "flex_attention")
-
-    def set_attention_type(self, attention_type: str) -> None:
-        """Choose `"block_sparse"` or `"original_full"` attention for later calls (the config
-        is left as it is). Block-sparse calls still fall back to full attention on short inputs."""
-        self.base_model.block_sparse.set_attention_type(attention_type)
-
-    def set_block_sparse_policy(
-        self, policy: str = "reference", rng: np.random.Generator | None = None
-    ) -> None:
-        """Choose how block-sparse calls draw their random key blocks.
-
-        `"reference"` (default; the reference library's numbers: layer-seeded plans in training,
-        the all-zero plan in eval), `"fixed"` (the seeded plan in training and eval) or
-        `"resample"` (a fresh plan per call from `rng`, a `numpy.random.Generator`).
-        """
-        self.base_model.block_sparse.set_policy(policy, rng)
-
-    def plan(self, seq_len: int) -> AttentionPlan | None:
-        """The block-sparse plan of a call on `seq_len` tokens in the current train/eval mode, or
-        None for full attention. Under the "resample" policy each call draws from the policy's
-        generator (so calling this yourself advances that generator too)."""
-        return self.base_model.block_sparse.plan(seq_len, training=self.training)
 
 
 class BigBirdPooler(nn.Linear):
@@ -235,11 +236,9 @@ class BigBirdModel(BigBirdPreTrainedModel, BertModel):
         plan says so (padded to whole blocks, every per-token output unpadded again), else
         BERT's full attention: `(sequence_output, presents, hidden_states, attentions,
         cross_attentions)`."""
-        batch, length, _ = embedding_output.shape
-        dtype, device = embedding_output.dtype, embedding_output.device
         # One plan for every layer of this call (None: full attention).
         plan = self.block_sparse.plan(
-            length,
+            embedding_output.shape[1],
             training=self.training,
             past_length=past_key_values[0][0].shape[2] if past_key_values is not None else 0,
             attention_mask_rank=None if attention_mask is None else attention_mask.dim(),
@@ -251,39 +250,23 @@ class BigBirdModel(BigBirdPreTrainedModel, BertModel):
                 "layers: build it with is_decoder=True, add_cross_attention=True and "
                 "attention_type='original_full'"
             )
-        if plan is None:
-            return super().encode(
-                embedding_output,
-                attention_mask,
-                head_masks,
-                encoder_hidden_states,
-                encoder_attention_mask,
-                past_key_values,
-                use_cache,
-                output_attentions,
-                output_hidden_states,
+        block_sparse = None
+        if plan is not None:
+            embedding_output, block_sparse = block_sparse_inputs(
+                plan, embedding_output, attention_mask, self.pad
             )
-
-        key_keep = (
-            torch.ones(batch, length, dtype=dtype, device=device)
-            if attention_mask is None
-            else attention_mask.to(dtype)
-        )
-        if plan.pad_length:
-            embedding_output, key_keep = self.pad(embedding_output, key_keep, plan)
-        indices = BlockSparseIndices.from_plan(plan, device, dtype)
-        # Block-sparse calls are encoder calls: no cross-attention, no cache.
-        sequence_output, presents, hidden_states, attentions, cross_attentions = self.encoder(
+            attention_mask = None  # the keep-mask travels in block_sparse
+        sequence_output, presents, hidden_states, attentions, cross_attentions = super().encode(
             embedding_output,
-            None,
+            attention_mask,
             head_masks,
-            None,
-            None,
-            None,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            past_key_values,
             use_cache,
             output_attentions,
             output_hidden_states,
-            block_sparse=(indices, key_keep),  # key_keep: [B, padded L]
+            block_sparse=block_sparse,
         )
         # Every per-token output goes back to the input length.
         sequence_output, hidden_states, attentions = unpad_outputs(

@@ -36,7 +36,44 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from aviary.core.block_sparse import MASK_PENALTY, AttentionPlan, block_multiplicity
+from aviary.core.block_sparse import (
+    MASK_PENALTY,
+    AttentionPlan,
+    BlockSparseController,
+    block_multiplicity,
+)
+
+
+class BlockSparseModelMixin:
+    """The attention settings of a model whose (encoder) self-attention may be block-sparse, over
+    that stack's `BlockSparseController` (`block_sparse_controller()`)."""
+
+    def block_sparse_controller(self) -> BlockSparseController:
+        """The controller of the block-sparse stack (default: the base model's `block_sparse`)."""
+        return self.base_model.block_sparse
+
+    def set_attention_type(self, attention_type: str) -> None:
+        """Choose `"block_sparse"` or `"original_full"` (encoder) attention for later calls (the
+        config is left as it is). Block-sparse calls still fall back to full attention on short
+        inputs."""
+        self.block_sparse_controller().set_attention_type(attention_type)
+
+    def set_block_sparse_policy(
+        self, policy: str = "reference", rng: np.random.Generator | None = None
+    ) -> None:
+        """Choose how block-sparse calls draw their random key blocks.
+
+        `"reference"` (default; the reference library's numbers: layer-seeded plans in training,
+        the all-zero plan in eval), `"fixed"` (the seeded plan in training and eval) or
+        `"resample"` (a fresh plan per call from `rng`, a `numpy.random.Generator`).
+        """
+        self.block_sparse_controller().set_policy(policy, rng)
+
+    def plan(self, seq_len: int) -> AttentionPlan | None:
+        """The block-sparse plan of a call on `seq_len` tokens in the current train/eval mode, or
+        None for full attention. Under the "resample" policy each call draws from the policy's
+        generator (so calling this yourself advances that generator too)."""
+        return self.block_sparse_controller().plan(seq_len, training=self.training)
 
 
 @dataclass(frozen=True, eq=False)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -44,8 +43,8 @@ from aviary.core.outputs import (
     resolve_output_flags,
     resolve_return_dict,
 )
-from aviary.pt.big_bird import BigBirdSelfAttention
-from aviary.pt.big_bird_attention import BlockSparseIndices
+from aviary.pt.big_bird import BigBirdSelfAttention, block_sparse_inputs
+from aviary.pt.big_bird_attention import BlockSparseIndices, BlockSparseModelMixin
 from aviary.pt.generation import GenerationMixin
 from aviary.pt.modeling_utils import (
     IGNORE_INDEX,
@@ -336,7 +335,7 @@ class BigBirdPegasusClassificationHead(nn.Module):
         return self.out_proj(self.dropout(hidden_states))
 
 
-class BigBirdPegasusPreTrainedModel(PreTrainedModel):
+class BigBirdPegasusPreTrainedModel(BlockSparseModelMixin, PreTrainedModel):
     """Base of the BigBirdPegasus classes: config class, checkpoint prefix, encoder settings."""
 
     config_class = BigBirdPegasusConfig
@@ -354,23 +353,9 @@ class BigBirdPegasusPreTrainedModel(PreTrainedModel):
     def get_decoder(self) -> BigBirdPegasusDecoder:
         return self.base_model.decoder
 
-    def set_attention_type(self, attention_type: str) -> None:
-        """Choose `"block_sparse"` or `"original_full"` encoder attention for later calls (the
-        config is left as it is). Block-sparse calls still use full attention on short inputs."""
-        self.get_encoder().block_sparse.set_attention_type(attention_type)
-
-    def set_block_sparse_policy(
-        self, policy: str = "reference", rng: np.random.Generator | None = None
-    ) -> None:
-        """Choose how block-sparse encoder calls draw their random key blocks: `"reference"`
-        (default), `"fixed"` or `"resample"` (from `rng`); see `aviary.core.block_sparse`."""
-        self.get_encoder().block_sparse.set_policy(policy, rng)
-
-    def plan(self, seq_len: int) -> AttentionPlan | None:
-        """The block-sparse plan of an encoder call on `seq_len` tokens in the current
-        train/eval mode, or None for full attention (under "resample" this draws from the
-        policy's generator)."""
-        return self.get_encoder().block_sparse.plan(seq_len, training=self.training)
+    def block_sparse_controller(self) -> BlockSparseController:
+        """The encoder's controller: the block-sparse settings are the encoder's."""
+        return self.get_encoder().block_sparse
 
 
 def _embed_scale(config: BigBirdPegasusConfig) -> float:
@@ -458,7 +443,6 @@ class BigBirdPegasusEncoder(BigBirdPegasusStack):
 
         inputs_embeds = self.embed_inputs(input_ids, inputs_embeds)
         batch, length = inputs_embeds.shape[:2]
-        device = inputs_embeds.device
         if attention_mask is not None:
             checks.check_same_shape(
                 "attention_mask", attention_mask.shape, (batch, length), "the input"
@@ -474,15 +458,9 @@ class BigBirdPegasusEncoder(BigBirdPegasusStack):
         block_sparse = None
         extended_mask = None
         if plan is not None:
-            key_keep = (
-                torch.ones(batch, length, dtype=dtype, device=device)
-                if attention_mask is None
-                else attention_mask.to(dtype)
+            hidden_states, block_sparse = block_sparse_inputs(
+                plan, hidden_states, attention_mask, self.pad
             )
-            if plan.pad_length:
-                hidden_states, key_keep = self.pad(hidden_states, key_keep, plan)
-            indices = BlockSparseIndices.from_plan(plan, device, dtype)
-            block_sparse = (indices, key_keep)  # key_keep: [B, padded S]
         elif attention_mask is not None and (
             torch.compiler.is_compiling() or not bool(torch.all(attention_mask == 1))
         ):
