@@ -2,7 +2,7 @@
 
 `import aviary` loads no framework. Models live in `aviary.pt`, `aviary.tf` and `aviary.flax`;
 this package holds the version and the core's public names (`aviary.core.__all__`: the configs,
-the tokenizers and `load_config`).
+the tokenizers, `AutoConfig`, `AutoTokenizer` and `load_config`).
 """
 
 from aviary.core import *  # noqa: F403

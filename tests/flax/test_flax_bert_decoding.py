@@ -71,7 +71,7 @@ def test_cache_layout_and_limits() -> None:
         model(ids, encoder_hidden_states=jnp.zeros((3, 2, 16)), past_key_values=out.past_key_values)
 
 
-def test_init_cache_needs_a_decoder_and_causal_lm_needs_is_decoder() -> None:
+def test_init_cache_needs_a_decoder_and_causal_lm_warns_without_is_decoder() -> None:
     config = BertConfig(
         vocab_size=20,
         hidden_size=8,
@@ -81,5 +81,5 @@ def test_init_cache_needs_a_decoder_and_causal_lm_needs_is_decoder() -> None:
     )
     with pytest.raises(ValueError, match="is_decoder=True"):
         FlaxBertModel(config).init_cache(1, 4)
-    with pytest.raises(ValueError, match="needs a config with is_decoder=True"):
+    with pytest.warns(UserWarning, match="add `is_decoder=True`"):  # the reference warns
         FlaxBertForCausalLM(config)

@@ -13,6 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aviary.conversion.formats import read_weights
+    from aviary.core.auto import auto_class_for, model_class_name
     from aviary.core.configs import load_config
     from aviary.core.naming import module_group
 
@@ -24,6 +25,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"folder        {folder}")
     print(f"family        {config.model_type}")
     print(f"class         {', '.join(config.architectures or ['(not recorded)'])}")
+    # The Auto class that loads each recorded class (`AutoModelForMaskedLM.from_pretrained`).
+    for architecture in config.architectures or []:
+        found = auto_class_for(architecture)
+        auto = f"{found[0]} -> {architecture}" if found else f"no Auto class loads {architecture}"
+        print(f"auto class    {auto}")
+    if not config.architectures:
+        base = model_class_name(config.model_type, "base")
+        print(f"auto class    AutoModel -> {base} (no class recorded: the backbone)")
     dtypes = Counter(str(v.dtype) for v in tensors.values())
     print(f"dtype         {', '.join(f'{d} ({n} tensors)' for d, n in dtypes.most_common())}")
     total = sum(int(v.size) for v in tensors.values())

@@ -397,7 +397,14 @@ def match_checkpoint(
     tied = set(tied)
     model_groups = {group(n) for n in model_names}
     ckpt_groups = {group(n) for n in renamed}
+    used_aliases = set()
     for name in sorted(model_names):
+        alias = _shared_embedding_alias(name)
+        if name not in renamed and alias in renamed and alias not in model_names:
+            # A decoder-only model reading a sequence-to-sequence checkpoint, which stores its
+            # tied token embeddings once, as `shared`.
+            renamed[name] = renamed[alias]
+            used_aliases.add(alias)
         if name in renamed:
             want, got = tuple(model_shapes[name]), tuple(checkpoint_shapes[renamed[name]])
             if want == got:
@@ -413,13 +420,23 @@ def match_checkpoint(
         else:
             report.newly_initialized.append(name)
     for name in sorted(set(renamed) - model_names):
-        if name in tied or _is_tied_duplicate(name):
+        if name in tied or name in used_aliases or _is_tied_duplicate(name):
             continue
         if group(name) in model_groups:
             report.unexpected.append(renamed[name])
         else:
             report.discarded.append(renamed[name])
     return report
+
+
+_EMBED_TOKENS = re.compile(r"^(.*?)(?:encoder|decoder)\.embed_tokens\.weight$")
+
+
+def _shared_embedding_alias(name: str) -> str | None:
+    # `model.decoder.embed_tokens.weight` -> `model.shared.weight`: an encoder-decoder
+    # checkpoint saves the token embeddings its encoder, decoder and LM head share under `shared`.
+    match = _EMBED_TOKENS.match(name)
+    return f"{match.group(1)}shared.weight" if match else None
 
 
 def _is_tied_duplicate(name: str) -> bool:

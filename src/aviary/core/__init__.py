@@ -1,8 +1,10 @@
-"""Framework-neutral core: configs, tokenizers, BigBird attention planning, naming rules.
+"""Framework-neutral core: configs, tokenizers, `AutoConfig` / `AutoTokenizer`, BigBird attention
+planning, naming rules.
 
 Imports numpy and the standard library only (a test checks that no framework is loaded).
 """
 
+from aviary.core.auto import AutoConfig, AutoTokenizer
 from aviary.core.configs import (
     BertConfig,
     BigBirdConfig,
@@ -20,6 +22,8 @@ from aviary.core.tokenizers import (
 )
 
 __all__ = [
+    "AutoConfig",
+    "AutoTokenizer",
     "BertConfig",
     "BertTokenizer",
     "BertTokenizerFast",

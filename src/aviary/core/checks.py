@@ -7,7 +7,9 @@ deep inside an embedding lookup or a broadcast.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 
 def check_exactly_one_input(has_ids: bool, has_embeds: bool) -> None:
@@ -68,6 +70,18 @@ def check_head_mask_shape(shape: Sequence[int], num_layers: int, num_heads: int)
         raise ValueError(
             f"head_mask has shape {tuple(shape)}; expected ({num_heads},) or "
             f"({num_layers}, {num_heads})"
+        )
+
+
+def warn_if_not_decoder(class_name: str, config: Any) -> None:
+    """Warn, as the reference does, when a causal-LM head is built on a config without
+    `is_decoder=True` (an encoder checkpoint). The model still runs as configured: attention is
+    bidirectional and there is no cache; the loss is still next-token."""
+    if not getattr(config, "is_decoder", False):
+        warnings.warn(
+            f"If you want to use `{class_name}` as a standalone, add `is_decoder=True`.",
+            UserWarning,
+            stacklevel=3,
         )
 
 

@@ -10,6 +10,19 @@ from typing import Any
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    # framework-neutral, exported here too so that a reference import line ports as one line
+    "AutoConfig": "aviary.core.auto",
+    "AutoTokenizer": "aviary.core.auto",
+    "FlaxAutoModel": "aviary.flax.auto",
+    "FlaxAutoModelForCausalLM": "aviary.flax.auto",
+    "FlaxAutoModelForMaskedLM": "aviary.flax.auto",
+    "FlaxAutoModelForMultipleChoice": "aviary.flax.auto",
+    "FlaxAutoModelForNextSentencePrediction": "aviary.flax.auto",
+    "FlaxAutoModelForPreTraining": "aviary.flax.auto",
+    "FlaxAutoModelForQuestionAnswering": "aviary.flax.auto",
+    "FlaxAutoModelForSeq2SeqLM": "aviary.flax.auto",
+    "FlaxAutoModelForSequenceClassification": "aviary.flax.auto",
+    "FlaxAutoModelForTokenClassification": "aviary.flax.auto",
     "FlaxBertPreTrainedModel": "aviary.flax.bert",
     "FlaxBertModel": "aviary.flax.bert",
     "FlaxBertForPreTraining": "aviary.flax.bert",

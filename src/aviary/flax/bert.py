@@ -807,14 +807,13 @@ class FlaxBertForPreTraining(FlaxBertPreTrainedModel):
 
 
 class FlaxBertForCausalLMModule(FlaxBertHeadModule):
-    """BERT as a causal (left-to-right) language model; needs `is_decoder=True`."""
+    """BERT as a causal (left-to-right) language model with `is_decoder=True` (else: warns)."""
 
     output_class: ClassVar[type] = CausalLMOutputWithCrossAttentions
 
     def setup(self) -> None:
-        if not self.config.is_decoder:
-            name = type(self).__name__.removesuffix("Module")
-            raise ValueError(f"{name} needs a config with is_decoder=True")
+        if self.is_initializing():  # once per model, as the reference's constructor warns
+            checks.warn_if_not_decoder(type(self).__name__.removesuffix("Module"), self.config)
         self.bert = self.build_base_model(add_pooling_layer=False)
         self.cls = FlaxBertOnlyMLMHead(self.config, self.dtype)
 
@@ -824,7 +823,7 @@ class FlaxBertForCausalLMModule(FlaxBertHeadModule):
 
 
 class FlaxBertForCausalLM(FlaxBertPreTrainedModel):
-    """BERT as a causal (left-to-right) language model; needs `is_decoder=True`."""
+    """BERT as a causal (left-to-right) language model with `is_decoder=True` (else: warns)."""
 
     module_class = FlaxBertForCausalLMModule
     tied_weights = TIED_LM_DECODER

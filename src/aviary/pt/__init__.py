@@ -1,5 +1,23 @@
-"""PyTorch implementations: `from aviary.pt import BertModel`."""
+"""PyTorch implementations: `from aviary.pt import BertModel`.
 
+`AutoConfig` and `AutoTokenizer` (framework-neutral, from `aviary.core`) are exported here too, so
+that a reference import line `from transformers import AutoTokenizer, BertModel` ports as
+`from aviary.pt import AutoTokenizer, BertModel`.
+"""
+
+from aviary.core.auto import AutoConfig, AutoTokenizer
+from aviary.pt.auto import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForMultipleChoice,
+    AutoModelForNextSentencePrediction,
+    AutoModelForPreTraining,
+    AutoModelForQuestionAnswering,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
 from aviary.pt.bert import (
     BertForMaskedLM,
     BertForMultipleChoice,
@@ -38,6 +56,18 @@ from aviary.pt.generation import GenerationMixin
 from aviary.pt.modeling_utils import PreTrainedModel
 
 __all__ = [
+    "AutoConfig",
+    "AutoModel",
+    "AutoModelForCausalLM",
+    "AutoModelForMaskedLM",
+    "AutoModelForMultipleChoice",
+    "AutoModelForNextSentencePrediction",
+    "AutoModelForPreTraining",
+    "AutoModelForQuestionAnswering",
+    "AutoModelForSeq2SeqLM",
+    "AutoModelForSequenceClassification",
+    "AutoModelForTokenClassification",
+    "AutoTokenizer",
     "BertForMaskedLM",
     "BertForMultipleChoice",
     "BertForNextSentencePrediction",

@@ -741,14 +741,13 @@ class BertForPreTraining(BertPreTrainedModel):
 
 
 class BertLMHeadModel(BertPreTrainedModel):
-    """BERT as a causal (left-to-right) language model; needs `is_decoder=True`."""
+    """BERT as a causal (left-to-right) language model with `is_decoder=True` (else: warns)."""
 
     tied_weights = TIED_LM_DECODER
 
     def __init__(self, config: BertConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config, attn_implementation)
-        if not config.is_decoder:
-            raise ValueError(f"{type(self).__name__} needs a config with is_decoder=True")
+        checks.warn_if_not_decoder(type(self).__name__, config)
         self.bert = self.build_base_model(add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(config)
         self.post_init()

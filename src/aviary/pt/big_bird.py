@@ -302,8 +302,9 @@ class BigBirdForPreTraining(BigBirdPreTrainedModel, BertForPreTraining):
 
 
 class BigBirdForCausalLM(BigBirdPreTrainedModel, BertLMHeadModel):
-    """BigBird as a causal (left-to-right) language model; needs `is_decoder=True` and
-    `attention_type="original_full"` (block-sparse attention is not causal)."""
+    """BigBird as a causal (left-to-right) language model with `is_decoder=True` and
+    `attention_type="original_full"` (block-sparse attention is not causal). Without
+    `is_decoder` it warns, as the reference, and runs as configured (bidirectional)."""
 
     def forward(
         self,

@@ -11,6 +11,19 @@ from typing import Any
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    # framework-neutral, exported here too so that a reference import line ports as one line
+    "AutoConfig": "aviary.core.auto",
+    "AutoTokenizer": "aviary.core.auto",
+    "TFAutoModel": "aviary.tf.auto",
+    "TFAutoModelForCausalLM": "aviary.tf.auto",
+    "TFAutoModelForMaskedLM": "aviary.tf.auto",
+    "TFAutoModelForMultipleChoice": "aviary.tf.auto",
+    "TFAutoModelForNextSentencePrediction": "aviary.tf.auto",
+    "TFAutoModelForPreTraining": "aviary.tf.auto",
+    "TFAutoModelForQuestionAnswering": "aviary.tf.auto",
+    "TFAutoModelForSeq2SeqLM": "aviary.tf.auto",
+    "TFAutoModelForSequenceClassification": "aviary.tf.auto",
+    "TFAutoModelForTokenClassification": "aviary.tf.auto",
     "TFBertTokenizer": "aviary.tf.tokenizers",
     "TFSentencePieceTokenizer": "aviary.tf.tokenizers",
     "TFBertModel": "aviary.tf.bert",

@@ -806,14 +806,13 @@ class TFBertForPreTraining(TFBertPreTrainedModel):
 
 
 class TFBertLMHeadModel(TFBertPreTrainedModel):
-    """BERT as a causal (left-to-right) language model; needs `is_decoder=True`."""
+    """BERT as a causal (left-to-right) language model with `is_decoder=True` (else: warns)."""
 
     tied_weights = TIED_LM_DECODER
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        if not self.config.is_decoder:
-            raise ValueError(f"{type(self).__name__} needs a config with is_decoder=True")
+        checks.warn_if_not_decoder(type(self).__name__, self.config)
         self.bert = self.build_base_model(add_pooling_layer=False)
         self.cls = TFBertOnlyMLMHead(self.config, name="cls")
 

@@ -12,7 +12,7 @@ import functools
 import inspect
 import os
 import types
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -483,6 +483,14 @@ class TFPreTrainedModel(keras.Model):
             )
         super().__init__(**kwargs)
         self.config = config
+
+    def __call__(self, *args, **kwargs):
+        # Keras takes only tensors, lists and plain dicts positionally: its `tree` does not see
+        # into a dict subclass such as the tokenizer's `BatchEncoding`, so `model(inputs)` would
+        # be refused. A plain dict of the same items reaches `unpack_inputs` instead.
+        if args and isinstance(args[0], Mapping) and type(args[0]) is not dict:
+            args = (dict(args[0]), *args[1:])
+        return super().__call__(*args, **kwargs)
 
     # -- construction ---------------------------------------------------------------------------
     @property
