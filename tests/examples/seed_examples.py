@@ -1,5 +1,5 @@
 """What the seed-example tests share besides their fixtures: the local stand-in for the dataset
-text, the checkpoint sizes and a check for losses."""
+text and a check for losses (the checkpoint folders are fixtures in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -33,29 +33,6 @@ _CONTEXT = (
 _QUESTION = "During daytime how high can the temperatures reach?"
 # Stands in for `load_dataset("rajpurkar/squad_v2", split="train")`: the one row the examples read.
 SQUAD_V2_TRAIN = {81514: {"context": _CONTEXT, "question": _QUESTION}}
-
-# The tiny BigBird checkpoints: 919 tokens run block-sparse (more than (5 + 2 * 2) blocks of 16).
-BIG_BIRD_SIZE = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 1024,
-    "block_size": 16,
-    "num_random_blocks": 2,
-}
-PEGASUS_SIZE = {
-    "d_model": 32,
-    "encoder_layers": 2,
-    "decoder_layers": 2,
-    "encoder_attention_heads": 2,
-    "decoder_attention_heads": 2,
-    "encoder_ffn_dim": 64,
-    "decoder_ffn_dim": 64,
-    "max_position_embeddings": 1024,
-    "block_size": 16,
-    "num_random_blocks": 2,
-}
 
 
 def is_finite_scalar(value) -> bool:
