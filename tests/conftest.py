@@ -204,6 +204,53 @@ def assert_loss_close(actual, expected, rtol: float = GOLDEN_LOSS_RTOL) -> None:
     )
 
 
+# -- the Auto-class tests of the three frameworks (tests/*/test_*auto.py) ----------------------
+
+
+def auto_tiny_configs() -> dict:
+    """A fresh tiny config of each family, by `model_type`."""
+    from aviary import BertConfig, BigBirdConfig, BigBirdPegasusConfig
+
+    encoder = dict(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=512,
+    )
+    return {
+        "bert": BertConfig(**encoder),
+        "big_bird": BigBirdConfig(**encoder, block_size=8, num_random_blocks=2),
+        "bigbird_pegasus": BigBirdPegasusConfig(
+            vocab_size=99,
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=37,
+            decoder_ffn_dim=37,
+            max_position_embeddings=512,
+            block_size=8,
+            num_random_blocks=2,
+        ),
+    }
+
+
+def auto_pairs(prefix: str) -> list[tuple[str, str]]:
+    """(Auto class with the framework's `prefix`, model_type) for every class of the three
+    families: 9 + 8 + 5."""
+    from aviary.core.auto import AUTO_TASKS, MODEL_CLASS_NAMES
+
+    return [
+        (prefix + auto, model_type)
+        for auto, task in AUTO_TASKS.items()
+        for model_type, family in MODEL_CLASS_NAMES.items()
+        if task in family
+    ]
+
+
 # -- the checkpoint folders of the seed documents' code examples (tests/examples) ---------------
 # Each example is written as in its seed document but for the import line and the checkpoint name,
 # which becomes one of these local folders. BERT examples load the real all-MiniLM-L6-v2; BigBird

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import aviary.pt
-from aviary import AutoConfig, BertConfig, BigBirdConfig, BigBirdPegasusConfig
-from aviary.core.auto import AUTO_TASKS, MODEL_CLASS_NAMES, model_class_name
+from aviary import AutoConfig
+from aviary.core.auto import AUTO_TASKS, model_class_name
 from aviary.pt import (
     AutoModel,
     AutoModelForCausalLM,
@@ -19,44 +19,15 @@ from aviary.pt import (
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
 )
+from conftest import auto_pairs, auto_tiny_configs
 
 pytestmark = [
     pytest.mark.torch,
     pytest.mark.filterwarnings("ignore::aviary.core.block_sparse.BlockSparseWarning"),
 ]
 
-ENCODER = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=512,
-)
-CONFIGS = {
-    "bert": BertConfig(**ENCODER),
-    "big_bird": BigBirdConfig(**ENCODER, block_size=8, num_random_blocks=2),
-    "bigbird_pegasus": BigBirdPegasusConfig(
-        vocab_size=99,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=37,
-        decoder_ffn_dim=37,
-        max_position_embeddings=512,
-        block_size=8,
-        num_random_blocks=2,
-    ),
-}
-# (Auto class, model_type) for every class of the three families: 9 + 8 + 5
-PAIRS = [
-    (auto, model_type)
-    for auto, task in AUTO_TASKS.items()
-    for model_type, family in MODEL_CLASS_NAMES.items()
-    if task in family
-]
+CONFIGS = auto_tiny_configs()
+PAIRS = auto_pairs("")
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 import aviary.tf
-from aviary import AutoConfig, BertConfig, BigBirdConfig, BigBirdPegasusConfig
-from aviary.core.auto import AUTO_TASKS, MODEL_CLASS_NAMES, model_class_name
+from aviary import AutoConfig
+from aviary.core.auto import AUTO_TASKS, model_class_name
 from aviary.tf import (
     TFAutoModel,
     TFAutoModelForCausalLM,
@@ -20,44 +20,15 @@ from aviary.tf import (
     TFAutoModelForSeq2SeqLM,
     TFAutoModelForSequenceClassification,
 )
+from conftest import auto_pairs, auto_tiny_configs
 
 pytestmark = [
     pytest.mark.tf,
     pytest.mark.filterwarnings("ignore::aviary.core.block_sparse.BlockSparseWarning"),
 ]
 
-ENCODER = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=512,
-)
-CONFIGS = {
-    "bert": BertConfig(**ENCODER),
-    "big_bird": BigBirdConfig(**ENCODER, block_size=8, num_random_blocks=2),
-    "bigbird_pegasus": BigBirdPegasusConfig(
-        vocab_size=99,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=37,
-        decoder_ffn_dim=37,
-        max_position_embeddings=512,
-        block_size=8,
-        num_random_blocks=2,
-    ),
-}
-# (Auto class, model_type) for every class of the three families: 9 + 8 + 5
-PAIRS = [
-    ("TF" + auto, model_type)
-    for auto, task in AUTO_TASKS.items()
-    for model_type, family in MODEL_CLASS_NAMES.items()
-    if task in family
-]
+CONFIGS = auto_tiny_configs()
+PAIRS = auto_pairs("TF")
 # Loaded in full (building a Keras model runs it once): one per family and a few heads.
 LOADED = {
     ("TFAutoModel", "bert"),
